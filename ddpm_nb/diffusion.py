@@ -1,0 +1,83 @@
+"""The DDPM forward process q and the Gaussian facts it rests on (Ho et al. 2020).
+
+q(x_t | x_{t-1}) = N(sqrt(1 - β_t) x_{t-1}, β_t I)        (eq. 2)
+q(x_t | x_0)     = N(sqrt(ᾱ_t) x_0, (1 - ᾱ_t) I)           (eq. 4)
+Schedules are indexed by the step t itself (see `ddpm_nb.schedules`).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .markov import gaussian_chain
+from .schedules import _check_schedule_tensor
+
+__all__ = ["q_step", "simulate_forward", "q_mean_var", "q_sample", "gaussian_kl"]
+
+Tensor = torch.Tensor
+
+
+def q_step(x_prev: Tensor, beta_t: float | Tensor, eps: Tensor) -> Tensor:
+    """One forward step x_t = sqrt(1 - β_t) x_{t-1} + sqrt(β_t) ε (eq. 2). x_prev, eps: (B, ...)."""
+    if eps.shape != x_prev.shape:
+        raise ValueError(f"eps must have the shape of x_prev {tuple(x_prev.shape)}, got {tuple(eps.shape)}.")
+    beta_t = torch.as_tensor(beta_t, dtype=x_prev.dtype)
+    if torch.any(beta_t <= 0) or torch.any(beta_t >= 1):
+        raise ValueError("beta_t must lie strictly between 0 and 1.")
+    # the noise is sqrt(β_t)·ε, so that Var = (1 - β_t)·Var(x_{t-1}) + β_t stays 1 for unit data
+    return torch.sqrt(1 - beta_t) * x_prev + torch.sqrt(beta_t) * eps
+
+
+def simulate_forward(x0: Tensor, beta: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+    """Run the chain step by step from x0 (N, D) with schedule beta (T + 1,): path (T + 1, N, D)."""
+    _check_schedule_tensor("beta", beta)
+    b = beta[1:].to(x0.dtype)
+    return gaussian_chain(x0, torch.sqrt(1 - b), torch.sqrt(b), generator=generator)
+
+
+def _gather(alpha_bar: Tensor, t, x0: Tensor) -> Tensor:
+    """ᾱ_t as a tensor broadcastable against x0 (B, ...); t is an int or a (B,) integer tensor."""
+    _check_schedule_tensor("alpha_bar", alpha_bar)
+    T = alpha_bar.shape[0] - 1
+    t = torch.as_tensor(t)
+    if t.is_floating_point():
+        raise ValueError("t must be an integer step (or a tensor of integer steps).")
+    if t.dim() == 1:
+        if x0.dim() == 0 or t.shape[0] != x0.shape[0]:
+            raise ValueError(f"t has {t.shape[0]} steps but x0 has batch shape {tuple(x0.shape[:1])}: "
+                             "give one t per example, or a single int.")
+    elif t.dim() != 0:
+        raise ValueError(f"t must be an int or a 1-D tensor (B,), got shape {tuple(t.shape)}.")
+    if torch.any(t < 0) or torch.any(t > T):
+        raise ValueError(f"t must lie in 0..{T} for this schedule.")
+    ab = alpha_bar.to(x0.dtype)[t]
+    return ab.reshape(ab.shape + (1,) * (x0.dim() - ab.dim()))
+
+
+def q_mean_var(x0: Tensor, t, alpha_bar: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean sqrt(ᾱ_t)·x0 (B, ...) and variance (1 - ᾱ_t) (broadcastable) of q(x_t | x_0) (eq. 4)."""
+    ab = _gather(alpha_bar, t, x0)
+    return torch.sqrt(ab) * x0, 1 - ab
+
+
+def q_sample(x0: Tensor, t, alpha_bar: Tensor, eps: Tensor | None = None, *,
+             generator: torch.Generator | None = None) -> Tensor:
+    """Draw x_t ~ q(x_t | x_0) in one shot: sqrt(ᾱ_t) x0 + sqrt(1 - ᾱ_t) ε. x0, eps: (B, ...)."""
+    if eps is None:
+        eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+    elif eps.shape != x0.shape:
+        raise ValueError(f"eps must have the shape of x0 {tuple(x0.shape)}, got {tuple(eps.shape)}.")
+    mean, var = q_mean_var(x0, t, alpha_bar)
+    return mean + torch.sqrt(var) * eps
+
+
+def gaussian_kl(mean_q: Tensor, var_q: Tensor, mean_p: Tensor, var_p: Tensor) -> Tensor:
+    """KL(N(mean_q, var_q) || N(mean_p, var_p)) per coordinate, for diagonal Gaussians (nats).
+
+    KL = ½ [log(var_p/var_q) + (var_q + (mean_q - mean_p)²)/var_p - 1]; inputs broadcast together.
+    """
+    var_q, var_p = torch.as_tensor(var_q), torch.as_tensor(var_p)
+    if torch.any(var_q <= 0) or torch.any(var_p <= 0):
+        raise ValueError("Variances must be positive.")
+    return 0.5 * (torch.log(var_p / var_q) + (var_q + (mean_q - mean_p) ** 2) / var_p - 1)
+

@@ -1,0 +1,21 @@
+"""`show(fn)`: the highlighted source of a package function, in Jupyter, on Colab and on the site."""
+
+from __future__ import annotations
+
+import inspect
+
+__all__ = ["show"]
+
+
+def show(obj):
+    """Display the source of a function or class of `ddpm_nb` with syntax highlighting.
+
+    The chapters call the package rather than copy code; `show` lets the reader see it in place.
+    """
+    from IPython.display import Code
+
+    try:
+        src = inspect.getsource(obj)
+    except (TypeError, OSError) as e:
+        raise ValueError(f"Cannot show the source of {obj!r}: pass a Python function or class.") from e
+    return Code(inspect.cleandoc(src) if src.startswith((" ", "\t")) else src, language="python")

@@ -1,0 +1,62 @@
+"""The build cache is wiped when ddpm_nb or a checkpoint changes, and kept otherwise."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from conftest import ROOT
+
+spec = importlib.util.spec_from_file_location("cache_guard", ROOT / "tools" / "cache_guard.py")
+cache_guard = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(cache_guard)
+
+
+def _tree(tmp_path):
+    (tmp_path / "ddpm_nb").mkdir()
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "ddpm_nb" / "a.py").write_text("x = 1\n")
+    return tmp_path
+
+
+def test_cache_kept_while_nothing_changes(tmp_path):
+    root = _tree(tmp_path)
+    cache = root / "_build" / ".jupyter_cache"
+    assert cache_guard.guard(cache, root) is False  # no cache yet: nothing to wipe
+    (cache / "global.db").write_text("cached")
+    assert cache_guard.guard(cache, root) is False
+    assert (cache / "global.db").read_text() == "cached"
+
+
+def test_cache_wiped_when_the_package_changes(tmp_path):
+    root = _tree(tmp_path)
+    cache = root / "_build" / ".jupyter_cache"
+    cache_guard.guard(cache, root)
+    (cache / "global.db").write_text("cached")
+    (root / "ddpm_nb" / "a.py").write_text("x = 2\n")
+    assert cache_guard.guard(cache, root) is True
+    assert not (cache / "global.db").exists()
+
+
+def test_cache_wiped_when_a_checkpoint_appears(tmp_path):
+    root = _tree(tmp_path)
+    cache = root / "_build" / ".jupyter_cache"
+    cache_guard.guard(cache, root)
+    (cache / "global.db").write_text("cached")
+    (root / "checkpoints" / "m.pt").write_bytes(b"\x00\x01")
+    assert cache_guard.guard(cache, root) is True
+
+
+def test_cache_without_stamp_is_wiped(tmp_path):
+    root = _tree(tmp_path)
+    cache = root / "_build" / ".jupyter_cache"
+    cache.mkdir(parents=True)
+    (cache / "global.db").write_text("from an older build")
+    assert cache_guard.guard(cache, root) is True
+
+
+def test_hash_ignores_bytecode(tmp_path):
+    root = _tree(tmp_path)
+    h = cache_guard.tree_hash(root)
+    (root / "ddpm_nb" / "__pycache__").mkdir()
+    (root / "ddpm_nb" / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"junk")
+    assert cache_guard.tree_hash(root) == h
