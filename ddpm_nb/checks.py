@@ -42,7 +42,7 @@ def check_close(name: str, got, want, tol: float = 1e-6, rtol: float = 0.0) -> N
     bound = tol + rtol * np.abs(w)
     worst = float(err.max()) if err.size else 0.0
     if np.any(err > bound):
-        i = np.unravel_index(int(np.argmax(err - bound)), err.shape) if err.ndim else ()
+        i = tuple(int(k) for k in np.unravel_index(int(np.argmax(err - bound)), err.shape))
         raise ClaimFailed(
             f"{name}: FAILED, max error {worst:.3g} exceeds the tolerance "
             f"(at {i}: got {g[i]:.6g}, want {w[i]:.6g}, allowed {bound[i]:.3g})."

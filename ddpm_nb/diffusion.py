@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from .markov import gaussian_chain
-from .schedules import _check_schedule_tensor
+from .schedules import _check_schedule_tensor, check_beta
 
 __all__ = ["q_step", "simulate_forward", "q_mean_var", "q_sample", "gaussian_kl"]
 
@@ -30,7 +30,7 @@ def q_step(x_prev: Tensor, beta_t: float | Tensor, eps: Tensor) -> Tensor:
 
 def simulate_forward(x0: Tensor, beta: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
     """Run the chain step by step from x0 (N, D) with schedule beta (T + 1,): path (T + 1, N, D)."""
-    _check_schedule_tensor("beta", beta)
+    check_beta(beta)
     b = beta[1:].to(x0.dtype)
     return gaussian_chain(x0, torch.sqrt(1 - b), torch.sqrt(b), generator=generator)
 
@@ -40,7 +40,7 @@ def _gather(alpha_bar: Tensor, t, x0: Tensor) -> Tensor:
     _check_schedule_tensor("alpha_bar", alpha_bar)
     T = alpha_bar.shape[0] - 1
     t = torch.as_tensor(t)
-    if t.is_floating_point():
+    if t.is_floating_point() or t.dtype == torch.bool:
         raise ValueError("t must be an integer step (or a tensor of integer steps).")
     if t.dim() == 1:
         if x0.dim() == 0 or t.shape[0] != x0.shape[0]:
@@ -76,7 +76,8 @@ def gaussian_kl(mean_q: Tensor, var_q: Tensor, mean_p: Tensor, var_p: Tensor) ->
 
     KL = ½ [log(var_p/var_q) + (var_q + (mean_q - mean_p)²)/var_p - 1]; inputs broadcast together.
     """
-    var_q, var_p = torch.as_tensor(var_q), torch.as_tensor(var_p)
+    dtype = mean_q.dtype if isinstance(mean_q, torch.Tensor) else torch.get_default_dtype()
+    var_q, var_p = torch.as_tensor(var_q, dtype=dtype), torch.as_tensor(var_p, dtype=dtype)
     if torch.any(var_q <= 0) or torch.any(var_p <= 0):
         raise ValueError("Variances must be positive.")
     return 0.5 * (torch.log(var_p / var_q) + (var_q + (mean_q - mean_p) ** 2) / var_p - 1)

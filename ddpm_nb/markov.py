@@ -80,6 +80,10 @@ def sample_order2_chain(P2: Tensor, init_pair: tuple[int, int], n_steps: int, n_
     if P2.shape != (S, S, S):
         raise ValueError(f"P2 must have shape (S, S, S), got {tuple(P2.shape)}.")
     _check_rows(P2, "P2")
+    if n_steps < 1 or n_paths < 1:
+        raise ValueError("n_steps and n_paths must be positive.")
+    if len(init_pair) != 2 or not all(0 <= s < S for s in init_pair):
+        raise ValueError(f"init_pair must be two states in 0..{S - 1}, got {init_pair!r}.")
     x = torch.empty(n_paths, n_steps + 1, dtype=torch.long)
     x[:, 0], x[:, 1] = init_pair
     P2 = P2.double()
@@ -92,18 +96,29 @@ def stationary_distribution(P: Tensor) -> Tensor:
     """The law π with π P = π and Σ π = 1, shape (S,): solves the linear system by least squares."""
     S = check_transition_matrix(P)
     P = P.double()
-    A = torch.cat([P.T - torch.eye(S, dtype=P.dtype), torch.ones(1, S, dtype=P.dtype)])
+    P = P / P.sum(-1, keepdim=True)  # exact rows, also for float32 input
+    M = P.T - torch.eye(S, dtype=P.dtype)
+    if S > 1 and torch.linalg.svdvals(M)[-2] < 1e-10:
+        raise ValueError("This chain has no unique stationary law: it is reducible (some states "
+                         "cannot reach others), so the long-run law depends on the start.")
+    A = torch.cat([M, torch.ones(1, S, dtype=P.dtype)])
     b = torch.zeros(S + 1, dtype=P.dtype)
     b[-1] = 1
     pi = torch.linalg.lstsq(A, b.unsqueeze(1)).solution.squeeze(1)
-    if torch.linalg.norm(A @ pi - b) > 1e-8:
-        raise ValueError("This chain has no unique stationary law (is it reducible?).")
-    return pi.clamp(min=0)
+    return pi.clamp(min=0) / pi.clamp(min=0).sum()
+
+
+def _check_paths(paths: Tensor, S: int, min_len: int) -> None:
+    check_shape("paths", paths, (None, None))
+    if paths.dtype != torch.long or paths.shape[1] < min_len:
+        raise ValueError(f"paths must be integer states (N, L) with L >= {min_len}.")
+    if paths.numel() and (paths.min() < 0 or paths.max() >= S):
+        raise ValueError(f"paths hold states outside 0..{S - 1}: is S = {S} right?")
 
 
 def estimate_transitions(paths: Tensor, S: int) -> tuple[Tensor, Tensor]:
     """Count transitions in paths (N, L): returns (P̂ (S, S), counts (S,) of visits that had a successor)."""
-    check_shape("paths", paths, (None, None))
+    _check_paths(paths, S, 2)
     counts = torch.zeros(S, S, dtype=torch.float64)
     idx = (paths[:, :-1] * S + paths[:, 1:]).reshape(-1)
     counts.view(-1).index_add_(0, idx, torch.ones_like(idx, dtype=torch.float64))
@@ -113,7 +128,7 @@ def estimate_transitions(paths: Tensor, S: int) -> tuple[Tensor, Tensor]:
 
 def estimate_order2_transitions(paths: Tensor, S: int) -> tuple[Tensor, Tensor]:
     """P̂[k, i, j] = P̂(X_t+1 = j | X_t-1 = k, X_t = i) from paths (N, L); also the counts (S, S)."""
-    check_shape("paths", paths, (None, None))
+    _check_paths(paths, S, 3)
     counts = torch.zeros(S, S, S, dtype=torch.float64)
     idx = (paths[:, :-2] * S * S + paths[:, 1:-1] * S + paths[:, 2:]).reshape(-1)
     counts.view(-1).index_add_(0, idx, torch.ones_like(idx, dtype=torch.float64))

@@ -18,6 +18,7 @@ import torch
 __all__ = [
     "SCHEDULES",
     "beta_schedule",
+    "check_beta",
     "alpha_bar",
     "snr",
     "beta_continuous",
@@ -90,13 +91,18 @@ def _check_schedule_tensor(name: str, x: Tensor) -> None:
         raise ValueError(f"{name} must be a 1-D tensor of length T + 1 (index = step t), got {shape}.")
 
 
-def alpha_bar(beta: Tensor) -> Tensor:
-    """ᾱ_t = Π_{s<=t} (1 - β_s), shape (T + 1,), with ᾱ_0 = 1 (Ho et al. 2020, eq. 4)."""
+def check_beta(beta: Tensor) -> None:
+    """Raise a `ValueError` unless beta is a schedule: (T + 1,), β_0 = 0, 0 < β_t < 1 for t >= 1."""
     _check_schedule_tensor("beta", beta)
     if beta[0] != 0:
         raise ValueError("beta[0] must be 0: index t of a schedule is the step t, and β_0 = 0.")
     if torch.any(beta[1:] <= 0) or torch.any(beta >= 1):
         raise ValueError("Every β_t for t >= 1 must lie strictly between 0 and 1.")
+
+
+def alpha_bar(beta: Tensor) -> Tensor:
+    """ᾱ_t = Π_{s<=t} (1 - β_s), shape (T + 1,), with ᾱ_0 = 1 (Ho et al. 2020, eq. 4)."""
+    check_beta(beta)
     return torch.cumprod(1 - beta, dim=0)
 
 
@@ -141,6 +147,9 @@ def discretize_continuous(T: int, *, beta_min: float = 0.1, beta_max: float = 20
     _check_T(T)
     if T < 2:
         raise ValueError("T must be at least 2 to discretise a continuous schedule.")
+    if not 0 < beta_min <= beta_max < T:
+        raise ValueError(f"Need 0 < beta_min <= beta_max < T so that every step's β_t = β(t/T)/T "
+                         f"is below 1; got beta_min={beta_min}, beta_max={beta_max}, T={T}: use more steps.")
     return beta_schedule("linear", T, beta_start=beta_min / T, beta_end=beta_max / T)
 
 

@@ -41,8 +41,9 @@ def student_notebook(nb: dict, name: str = "notebook") -> dict:
         if cell["cell_type"] == "code":
             cell["outputs"], cell["execution_count"] = [], None
         cells.append(cell)
-    banner = {"cell_type": "markdown", "metadata": {"tags": ["student-banner"]},
-              "source": BANNER, "id": "student-edition-banner"}
+    banner = {"cell_type": "markdown", "metadata": {"tags": ["student-banner"]}, "source": BANNER}
+    if nb.get("nbformat_minor", 0) >= 5:  # cell ids exist from nbformat 4.5 on
+        banner["id"] = "student-edition-banner"
     return {**nb, "cells": [banner, *cells]}
 
 

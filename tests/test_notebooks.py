@@ -106,14 +106,14 @@ def test_bootstrap_installs_the_package_from_a_clone(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     env = {**os.environ, "HOME": str(home), "DDPM_NB_BOOTSTRAP": "1",
-           "DDPM_NB_BOOTSTRAP_FROM": str(ROOT), "PIP_NO_DEPS": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+           "DDPM_NB_BOOTSTRAP_FROM": ROOT.as_uri(), "PIP_NO_DEPS": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     env.pop("PYTHONPATH", None)
     src = bootstrap_source(REPO_URL)
-    subprocess.run([str(py), "-c", src], env=env, check=True, timeout=300)
+    subprocess.run([str(py), "-c", src], env=env, check=True, timeout=300, cwd=tmp_path)
     assert (home / "ddpm-book" / "pyproject.toml").is_file(), "the bootstrap did not clone the book"
     origin = subprocess.run(
         [str(py), "-c", "import importlib.util as u; print(u.find_spec('ddpm_nb').origin)"],
-        env=env, check=True, capture_output=True, text=True).stdout.strip()
+        env=env, check=True, capture_output=True, text=True, cwd=tmp_path).stdout.strip()
     assert origin.startswith(str(env_dir)), f"ddpm_nb should be installed in the venv, found {origin}"
     assert "site-packages" in origin
     # Outside Colab (no DDPM_NB_BOOTSTRAP) the same cell does nothing.

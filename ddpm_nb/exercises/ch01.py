@@ -18,8 +18,8 @@ def check_forward_step(forward_step: Callable) -> None:
     """Exercise 1.1: forward_step(x_prev, beta_t, eps) -> x_t, one step of q(x_t | x_{t-1})."""
     g = torch.Generator().manual_seed(11)
     x_prev, eps = torch.randn(500, 2, generator=g), torch.randn(500, 2, generator=g)
-    beta = 0.3
-    got = expect_tensor("1.1", attempt("1.1", forward_step, x_prev, beta, eps), x_prev.shape)
+    beta = 0.3  # passed as a 0-d tensor: math.sqrt and torch.sqrt both accept it
+    got = expect_tensor("1.1", attempt("1.1", forward_step, x_prev, torch.tensor(beta), eps), x_prev.shape)
     sb, s1 = beta**0.5, (1 - beta) ** 0.5
     diagnose("1.1", got, q_step(x_prev, beta, eps), {
         "The noise is scaled by β_t; it should be sqrt(β_t), so that the variance added is β_t.":
