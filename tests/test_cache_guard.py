@@ -60,3 +60,13 @@ def test_hash_ignores_bytecode(tmp_path):
     (root / "ddpm_nb" / "__pycache__").mkdir()
     (root / "ddpm_nb" / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"junk")
     assert cache_guard.tree_hash(root) == h
+
+
+def test_cache_wiped_when_quick_mode_changes(tmp_path, monkeypatch):
+    root = _tree(tmp_path)
+    cache = root / "_build" / ".jupyter_cache"
+    monkeypatch.setenv("DDPM_NB_QUICK", "1")
+    cache_guard.guard(cache, root)
+    (cache / "global.db").write_text("executed in quick mode")
+    monkeypatch.setenv("DDPM_NB_QUICK", "0")
+    assert cache_guard.guard(cache, root) is True

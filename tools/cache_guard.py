@@ -9,6 +9,7 @@ Loaded through `sphinx.local_extensions` in `_config.yml`.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
@@ -27,8 +28,13 @@ def tree_hash(root: Path, folders=WATCHED) -> str:
 
 
 def guard(cache: Path, root: Path) -> bool:
-    """Wipe `cache` if the watched files changed since it was filled; return True if wiped."""
-    digest = tree_hash(root)
+    """Wipe `cache` if the watched files or the quick mode changed since it was filled.
+
+    Quick mode (DDPM_NB_QUICK, set by `make test`) changes what the notebooks compute, so a site
+    built by `make book` must not reuse outputs executed in quick mode. Returns True if wiped.
+    """
+    quick = os.environ.get("DDPM_NB_QUICK", "0")
+    digest = hashlib.sha256(f"{tree_hash(root)} quick={quick}".encode()).hexdigest()
     stamp = cache / STAMP
     wiped = False
     if cache.exists() and (not stamp.is_file() or stamp.read_text().strip() != digest):
