@@ -1,7 +1,9 @@
 """The DDPM forward process q and the Gaussian facts it rests on (Ho et al. 2020).
 
-q(x_t | x_{t-1}) = N(sqrt(1 - β_t) x_{t-1}, β_t I)        (eq. 2)
-q(x_t | x_0)     = N(sqrt(ᾱ_t) x_0, (1 - ᾱ_t) I)           (eq. 4)
+q(x_t | x_{t-1})      = N(sqrt(1 - β_t) x_{t-1}, β_t I)                      (eq. 2)
+q(x_t | x_0)          = N(sqrt(ᾱ_t) x_0, (1 - ᾱ_t) I)                         (eq. 4)
+q(x_{t-1} | x_t, x_0) = N(μ̃_t(x_t, x_0), β̃_t I), β̃_t = (1 - ᾱ_{t-1})/(1 - ᾱ_t) β_t   (eqs. 6-7)
+x_0 = (x_t - sqrt(1 - ᾱ_t) ε) / sqrt(ᾱ_t)                                      (from eq. 4)
 Schedules are indexed by the step t itself (see `ddpm_nb.schedules`).
 """
 
@@ -10,9 +12,12 @@ from __future__ import annotations
 import torch
 
 from .markov import gaussian_chain
-from .schedules import _check_schedule_tensor, check_beta
+from .schedules import _check_schedule_tensor, alpha_bar, check_beta
 
-__all__ = ["q_step", "simulate_forward", "q_mean_var", "q_sample", "gaussian_kl"]
+__all__ = [
+    "q_step", "simulate_forward", "q_mean_var", "q_sample", "gaussian_kl",
+    "posterior_variance", "posterior_mean_var", "x0_from_eps", "eps_from_x0", "p_mean_from_eps",
+]
 
 Tensor = torch.Tensor
 
@@ -35,9 +40,9 @@ def simulate_forward(x0: Tensor, beta: Tensor, *, generator: torch.Generator | N
     return gaussian_chain(x0, torch.sqrt(1 - b), torch.sqrt(b), generator=generator)
 
 
-def _gather(alpha_bar: Tensor, t, x0: Tensor) -> Tensor:
-    """ᾱ_t as a tensor broadcastable against x0 (B, ...); t is an int or a (B,) integer tensor."""
-    _check_schedule_tensor("alpha_bar", alpha_bar)
+def _gather(alpha_bar: Tensor, t, x0: Tensor, name: str = "alpha_bar") -> Tensor:
+    """alpha_bar[t] (any schedule tensor) broadcastable against x0 (B, ...); t an int or (B,) ints."""
+    _check_schedule_tensor(name, alpha_bar)
     T = alpha_bar.shape[0] - 1
     t = torch.as_tensor(t)
     if t.is_floating_point() or t.dtype == torch.bool:
@@ -50,7 +55,7 @@ def _gather(alpha_bar: Tensor, t, x0: Tensor) -> Tensor:
         raise ValueError(f"t must be an int or a 1-D tensor (B,), got shape {tuple(t.shape)}.")
     if torch.any(t < 0) or torch.any(t > T):
         raise ValueError(f"t must lie in 0..{T} for this schedule.")
-    ab = alpha_bar.to(x0.dtype)[t]
+    ab = alpha_bar.to(device=x0.device, dtype=x0.dtype)[t.to(x0.device)]
     return ab.reshape(ab.shape + (1,) * (x0.dim() - ab.dim()))
 
 
@@ -82,3 +87,61 @@ def gaussian_kl(mean_q: Tensor, var_q: Tensor, mean_p: Tensor, var_p: Tensor) ->
         raise ValueError("Variances must be positive.")
     return 0.5 * (torch.log(var_p / var_q) + (var_q + (mean_q - mean_p) ** 2) / var_p - 1)
 
+
+
+def posterior_variance(beta: Tensor) -> Tensor:
+    """β̃_t = (1 - ᾱ_{t-1}) / (1 - ᾱ_t) · β_t for t = 1..T, shape (T + 1,), β̃_0 = 0 (eq. 7)."""
+    ab = alpha_bar(beta)
+    out = torch.zeros_like(beta)
+    out[1:] = (1 - ab[:-1]) / (1 - ab[1:]) * beta[1:]
+    return out
+
+
+def posterior_mean_var(x0: Tensor, xt: Tensor, t, beta: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean μ̃_t (B, ...) and variance β̃_t (broadcastable) of q(x_{t-1} | x_t, x_0), t >= 1 (eq. 7).
+
+    μ̃_t = sqrt(ᾱ_{t-1}) β_t / (1 - ᾱ_t) · x_0 + sqrt(α_t) (1 - ᾱ_{t-1}) / (1 - ᾱ_t) · x_t.
+    """
+    if xt.shape != x0.shape:
+        raise ValueError(f"xt must have the shape of x0 {tuple(x0.shape)}, got {tuple(xt.shape)}.")
+    _check_step_at_least_one(t)
+    ab = alpha_bar(beta)
+    ab_t, ab_prev = _gather(ab, t, x0), _gather(ab, torch.as_tensor(t) - 1, x0)
+    b = _gather(beta, t, x0, "beta")
+    mean = torch.sqrt(ab_prev) * b / (1 - ab_t) * x0 + torch.sqrt(1 - b) * (1 - ab_prev) / (1 - ab_t) * xt
+    return mean, (1 - ab_prev) / (1 - ab_t) * b
+
+
+def x0_from_eps(xt: Tensor, t, eps: Tensor, alpha_bar: Tensor) -> Tensor:
+    """x_0 = (x_t - sqrt(1 - ᾱ_t) ε) / sqrt(ᾱ_t): the clean point implied by a noise guess. (B, ...)."""
+    if eps.shape != xt.shape:
+        raise ValueError(f"eps must have the shape of xt {tuple(xt.shape)}, got {tuple(eps.shape)}.")
+    ab = _gather(alpha_bar, t, xt)
+    return (xt - torch.sqrt(1 - ab) * eps) / torch.sqrt(ab)
+
+
+def eps_from_x0(xt: Tensor, t, x0: Tensor, alpha_bar: Tensor) -> Tensor:
+    """ε = (x_t - sqrt(ᾱ_t) x_0) / sqrt(1 - ᾱ_t): the noise that takes x_0 to x_t. (B, ...); t >= 1."""
+    if x0.shape != xt.shape:
+        raise ValueError(f"x0 must have the shape of xt {tuple(xt.shape)}, got {tuple(x0.shape)}.")
+    _check_step_at_least_one(t)
+    ab = _gather(alpha_bar, t, xt)
+    return (xt - torch.sqrt(ab) * x0) / torch.sqrt(1 - ab)
+
+
+def p_mean_from_eps(xt: Tensor, t, eps: Tensor, beta: Tensor) -> Tensor:
+    """Mean of p_θ(x_{t-1} | x_t) from a predicted ε: (x_t - β_t/sqrt(1 - ᾱ_t) ε)/sqrt(α_t) (eq. 11).
+
+    It equals μ̃_t(x_t, x̂_0) with x̂_0 = x0_from_eps(x_t, t, ε).
+    """
+    if eps.shape != xt.shape:
+        raise ValueError(f"eps must have the shape of xt {tuple(xt.shape)}, got {tuple(eps.shape)}.")
+    _check_step_at_least_one(t)
+    ab = _gather(alpha_bar(beta), t, xt)
+    b = _gather(beta, t, xt, "beta")
+    return (xt - b / torch.sqrt(1 - ab) * eps) / torch.sqrt(1 - b)
+
+
+def _check_step_at_least_one(t) -> None:
+    if torch.any(torch.as_tensor(t) < 1):
+        raise ValueError("t must be at least 1 here: the posterior and ε are defined for steps 1..T.")

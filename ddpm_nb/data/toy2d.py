@@ -8,7 +8,7 @@ import torch
 
 from ..checks import check_shape
 
-__all__ = ["TOY2D", "sample_toy2d", "mixture_params", "mixture_log_prob"]
+__all__ = ["TOY2D", "sample_toy2d", "mixture_params", "mixture_log_prob", "mixture_eps"]
 
 TOY2D = ("8gaussians", "swissroll", "moons")
 Tensor = torch.Tensor
@@ -53,3 +53,22 @@ def sample_toy2d(name: str, n: int, *, generator: torch.Generator | None = None,
         x = (x - torch.tensor([0.5, 0.25], dtype=torch.float64)) * 1.5
         x = x + 0.05 * torch.randn(n, 2, generator=generator, dtype=torch.float64)
     return x.to(dtype)
+
+
+def mixture_eps(xt: Tensor, t: Tensor, alpha_bar: Tensor, n_modes: int = 8, radius: float = 2.0,
+                std: float = 0.1) -> Tensor:
+    """The exact noise predictor ε*(x_t, t) = -sqrt(1 - ᾱ_t) ∇ log q_t(x_t) for the mixture, (B, 2).
+
+    Under q, x_t is again a Gaussian mixture: centres sqrt(ᾱ_t) c_k, variance ᾱ_t std² + 1 - ᾱ_t.
+    The optimum of L_simple; used to separate what the model gets wrong from what the bound costs.
+    """
+    check_shape("xt", xt, (None, 2))
+    centres, std = mixture_params(n_modes, radius, std)
+    ab = alpha_bar.to(torch.float64)[torch.as_tensor(t).to(torch.long).cpu()].reshape(-1, 1, 1)
+    x = xt.double().cpu().unsqueeze(1)  # (B, 1, 2)
+    mu = ab.sqrt() * centres  # (B or 1, K, 2)
+    var = ab * std**2 + 1 - ab  # (B or 1, 1, 1)
+    logw = -((x - mu) ** 2).sum(-1, keepdim=True) / (2 * var)  # (B, K, 1)
+    w = torch.softmax(logw, dim=1)
+    score = (w * (mu - x) / var).sum(1)  # (B, 2)
+    return (-(1 - ab.reshape(-1, 1)).sqrt() * score).to(xt)
