@@ -35,6 +35,70 @@ def _cmd_student(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_json(path: str | None, payload: dict) -> None:
+    import json
+    import os
+    import tempfile
+
+    text = json.dumps(payload, indent=2)
+    print(text)
+    if path:
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            f.write(text + "\n")
+        os.replace(tmp, path)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import dataclasses
+    import time
+    from pathlib import Path
+
+    import torch
+
+    from .config import pick_device
+    from .recipes import build, checkpoint_path, get_recipe
+    from .train import train
+    from .weights import save_weights
+
+    recipe = get_recipe(args.model)
+    cfg = recipe.quick if args.quick else recipe.train
+    if args.steps is not None:  # a shorter run keeps the warm-up within it
+        cfg = dataclasses.replace(cfg, steps=args.steps, warmup=min(cfg.warmup, args.steps // 10))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out) if args.out else checkpoint_path(recipe.name)
+    state = Path(args.state) if args.state else out.with_suffix(".state.pt")
+    device = pick_device(args.device)
+    torch.manual_seed(cfg.seed)
+    model = build(recipe.config)
+    print(f"{recipe.name}: {recipe.what}; {sum(p.numel() for p in model.parameters()):,} parameters; "
+          f"{cfg.steps} steps on {device}")
+    t0 = time.time()
+    result = train(model, recipe.loss(), recipe.data(), cfg, device=device, state_path=state,
+                   desc=recipe.name)
+    meta = {"command": "ddpm-nb " + " ".join(args.argv), "steps": result.steps,
+            "seconds": round(result.seconds, 1), "wall_seconds_this_run": round(time.time() - t0, 1),
+            "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "train": dataclasses.asdict(cfg), "final_loss_mean_last_100": sum(result.history[-100:]) /
+            max(1, len(result.history[-100:]))}
+    sha = save_weights(out, result.ema_model.cpu(), config=recipe.config, meta=meta)
+    print(f"saved {out} ({out.stat().st_size / 1e6:.2f} MB, sha256 {sha}) after {result.seconds:.0f} s")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    runners = {"elbo": bench.bench_elbo}
+    if args.what not in runners:
+        raise ValueError(f"Unknown benchmark {args.what!r}: choose one of {', '.join(runners)}.")
+    _write_json(args.json, runners[args.what](args))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ddpm-nb",
@@ -48,11 +112,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("notebooks", nargs="*", help="notebooks to convert (default: notebooks/*.ipynb)")
     p.add_argument("--out", default="student", help="output folder (default: ./student)")
     p.set_defaults(run=_cmd_student)
+
+    p = sub.add_parser("train", help="train one of the book's models and save its checkpoint",
+                       description="Train a model of the book (a recipe in ddpm_nb.recipes) and save its "
+                                   "EMA weights; resumable: rerun the same command after an interruption.")
+    p.add_argument("model", help="ddpm-2d | ddpm-images")
+    p.add_argument("--steps", type=int, help="override the number of training steps")
+    p.add_argument("--quick", action="store_true", help="the tiny test-size run")
+    p.add_argument("--device", choices=["cuda", "mps", "cpu"], help="default: the best available")
+    p.add_argument("--out", help="checkpoint path (default: checkpoints/MODEL.pt)")
+    p.add_argument("--state", help="resumable training state (default: next to --out, .state.pt)")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.set_defaults(run=_cmd_train)
+
+    p = sub.add_parser("bench", help="measure a number the book quotes and write it as JSON")
+    p.add_argument("what", help="elbo")
+    p.add_argument("--json", help="write the result to this file too")
+    p.add_argument("--checkpoint", help="checkpoint to evaluate (default: the committed one)")
+    p.add_argument("--points", type=int, default=2000, help="fresh data points (elbo)")
+    p.add_argument("--sigma2", default="beta", help="reverse variance: beta | beta_tilde (elbo)")
+    p.add_argument("--seed", type=int, default=12345)
+    p.set_defaults(run=_cmd_bench)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.run(args)
     except ValueError as e:

@@ -1,0 +1,111 @@
+"""The book's trained models, one recipe each: what `ddpm-nb train NAME` runs and the chapters load.
+
+A recipe names the network, the schedule, the data and the training configuration. The committed
+checkpoint `checkpoints/NAME.pt` holds the EMA weights and the recipe's config; `load(NAME)` rebuilds
+the model from it. Sizes: `quick` for tests, `full` for the committed checkpoints (and Colab).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .elbo import l_simple
+from .nets import MLPDenoiser, UNet2D
+from .samplers import Denoiser
+from .schedules import beta_schedule
+from .train import TrainConfig
+
+__all__ = ["RECIPES", "Recipe", "get_recipe", "build", "checkpoint_path", "denoiser_from"]
+
+CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything needed to train and rebuild one of the book's models."""
+
+    name: str
+    what: str
+    config: dict  # {"net": ..., "net_config": {...}, "schedule": {"kind", "T"}, "data": ...}
+    train: TrainConfig
+    quick: TrainConfig
+
+    def data(self) -> Callable | torch.Tensor:
+        return _DATA[self.config["data"]]()
+
+    def loss(self) -> Callable:
+        beta = schedule_of(self.config)
+
+        def loss_fn(model: nn.Module, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+            return l_simple(model, batch, beta.to(batch), generator=generator)
+
+        return loss_fn
+
+
+def schedule_of(config: dict) -> torch.Tensor:
+    return beta_schedule(config["schedule"]["kind"], config["schedule"]["T"], dtype=torch.float32)
+
+
+def build(config: dict) -> nn.Module:
+    """The network described by a recipe config (as stored in a checkpoint)."""
+    nets = {"MLPDenoiser": MLPDenoiser, "UNet2D": UNet2D}
+    if config.get("net") not in nets:
+        raise ValueError(f"Unknown network {config.get('net')!r} in the config: one of {', '.join(nets)}.")
+    return nets[config["net"]](**config["net_config"])
+
+
+def denoiser_from(model: nn.Module, config: dict) -> Denoiser:
+    """Pair a trained network with the schedule it was trained on (float64 schedule math)."""
+    return Denoiser(model, beta_schedule(config["schedule"]["kind"], config["schedule"]["T"]))
+
+
+def _toy2d():
+    from .data.toy2d import sample_toy2d
+
+    return lambda n, generator: sample_toy2d("8gaussians", n, generator=generator)
+
+
+def _fashion_mnist():
+    from .data.fashion_mnist import load_fashion_mnist, to_model_range
+
+    return to_model_range(load_fashion_mnist("train").images)
+
+
+_DATA = {"8gaussians": _toy2d, "fashion-mnist": _fashion_mnist}
+
+_2D = TrainConfig(steps=20000, batch_size=1024, lr=1e-3, weight_decay=0.0, warmup=500, min_lr_ratio=0.01,
+                  grad_clip=1.0, ema_decay=0.999, seed=0, ckpt_every=2000, log_every=100)
+_IMG = TrainConfig(steps=9000, batch_size=64, lr=1e-3, weight_decay=0.0, warmup=500, min_lr_ratio=0.05,
+                   grad_clip=1.0, ema_decay=0.999, seed=0, ckpt_every=500, log_every=50)
+
+RECIPES = {
+    "ddpm-2d": Recipe(
+        name="ddpm-2d",
+        what="MLP ε-predictor on the 8-Gaussian mixture (chapters 2-4), linear schedule, T = 1000",
+        config={"net": "MLPDenoiser", "net_config": {"dim": 2, "width": 256, "depth": 4, "emb_dim": 64},
+                "schedule": {"kind": "linear", "T": 1000}, "data": "8gaussians"},
+        train=_2D, quick=replace(_2D, steps=300, warmup=30, ckpt_every=100)),
+    "ddpm-images": Recipe(
+        name="ddpm-images",
+        what="UNet ε-predictor on Fashion-MNIST (book split, train part), cosine schedule, T = 1000",
+        config={"net": "UNet2D", "net_config": {"channels": 1, "base": 16, "mults": [1, 2, 4], "blocks": 2,
+                                                "attention": True, "dropout": 0.0, "emb_dim": 64},
+                "schedule": {"kind": "cosine", "T": 1000}, "data": "fashion-mnist"},
+        train=_IMG, quick=replace(_IMG, steps=20, warmup=2, ckpt_every=10)),
+}
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise ValueError(f"Unknown model {name!r}: choose one of {', '.join(RECIPES)}.")
+    return RECIPES[name]
+
+
+def checkpoint_path(name: str) -> Path:
+    """Where the committed checkpoint of recipe `name` lives."""
+    return CHECKPOINTS / f"{get_recipe(name).name}.pt"
