@@ -9,7 +9,7 @@ import torch
 
 from .weights import file_sha256
 
-__all__ = ["bench_elbo"]
+__all__ = ["bench_elbo", "bench_images"]
 
 
 def bench_elbo(args) -> dict:
@@ -60,3 +60,43 @@ def _beta(config: dict) -> torch.Tensor:
 
 def _stored_config(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)["config"]
+
+
+def bench_images(args) -> dict:
+    """The image model judged by a classifier trained on real images (chapter 3)."""
+    from .data.fashion_mnist import load_fashion_mnist, to_model_range
+    from .quality import accuracy, classifier_report, generate
+    from .recipes import build, checkpoint_path, denoiser_from
+    from .samplers import get_sampler, timesteps
+    from .weights import load_weights
+
+    ddpm_path = Path(args.checkpoint) if args.checkpoint else checkpoint_path("ddpm-images")
+    cls_path = checkpoint_path("fashion-classifier")
+    net, _ = load_weights(ddpm_path, build, expect={"data": "fashion-mnist"})
+    judge, _ = load_weights(cls_path, build, expect={"data": "fashion-mnist-labelled"})
+    config = _stored_config(ddpm_path)
+    test = load_fashion_mnist("test")
+    acc = accuracy(judge, to_model_range(test.images), test.labels)
+    denoiser = denoiser_from(net, config)
+    g = torch.Generator().manual_seed(args.seed)
+    steps = args.steps or 50
+    ts = timesteps(denoiser.T, steps) if args.sampler == "ddim" else list(range(denoiser.T, 0, -1))
+    x = generate(get_sampler(args.sampler), denoiser, args.samples, (1, 28, 28), ts, generator=g,
+                 clip_x0=1.0)
+    report = classifier_report(judge, x.clamp(-1, 1))
+    return {
+        "dataset": test.name,
+        "classifier_accuracy_on_real": acc,
+        "sample_confidence": report["confidence"],
+        "sample_class_entropy": report["class_entropy"],
+        "max_class_entropy": report["max_entropy"],
+        "sample_class_counts": report["counts"],
+        "samples": args.samples,
+        "sampler": args.sampler,
+        "steps": len(ts),
+        "seed": args.seed,
+        "checkpoint": str(ddpm_path),
+        "checkpoint_sha256": file_sha256(ddpm_path),
+        "classifier_checkpoint": str(cls_path),
+        "classifier_checkpoint_sha256": file_sha256(cls_path),
+    }

@@ -92,7 +92,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
-    runners = {"elbo": bench.bench_elbo}
+    runners = {"elbo": bench.bench_elbo, "images": bench.bench_images}
     if args.what not in runners:
         raise ValueError(f"Unknown benchmark {args.what!r}: choose one of {', '.join(runners)}.")
     _write_json(args.json, runners[args.what](args))
@@ -126,11 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_train)
 
     p = sub.add_parser("bench", help="measure a number the book quotes and write it as JSON")
-    p.add_argument("what", help="elbo")
+    p.add_argument("what", help="elbo | images")
     p.add_argument("--json", help="write the result to this file too")
     p.add_argument("--checkpoint", help="checkpoint to evaluate (default: the committed one)")
     p.add_argument("--points", type=int, default=2000, help="fresh data points (elbo)")
     p.add_argument("--sigma2", default="beta", help="reverse variance: beta | beta_tilde (elbo)")
+    p.add_argument("--samples", type=int, default=1000, help="generated images (images)")
+    p.add_argument("--sampler", default="ddim", help="ddpm | ddim (images)")
+    p.add_argument("--steps", type=int, help="sampler steps (images; default 50 for ddim)")
     p.add_argument("--seed", type=int, default=12345)
     p.set_defaults(run=_cmd_bench)
     return parser

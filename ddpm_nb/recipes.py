@@ -15,14 +15,30 @@ import torch
 from torch import nn
 
 from .elbo import l_simple
-from .nets import MLPDenoiser, UNet2D
+from .nets import ImageClassifier, MLPDenoiser, UNet2D
 from .samplers import Denoiser
 from .schedules import beta_schedule
 from .train import TrainConfig
 
-__all__ = ["RECIPES", "Recipe", "get_recipe", "build", "checkpoint_path", "denoiser_from"]
+__all__ = [
+    "RECIPES", "Recipe", "get_recipe", "build", "checkpoint_path", "checkpoint_dir", "denoiser_from", "load",
+    "checkpoint_info",
+]
 
-CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
+
+
+def checkpoint_dir() -> Path:
+    """The book's `checkpoints/` folder: $DDPM_NB_CHECKPOINTS, else the checkout this package runs from,
+    else the book folder above the notebooks (cwd/..), else the Colab clone (~/ddpm-book)."""
+    import os
+
+    candidates = [Path(os.environ["DDPM_NB_CHECKPOINTS"])] if os.environ.get("DDPM_NB_CHECKPOINTS") else []
+    candidates += [Path(__file__).resolve().parents[1] / "checkpoints", Path.cwd().parent / "checkpoints",
+                   Path.cwd() / "checkpoints", Path.home() / "ddpm-book" / "checkpoints"]
+    for folder in candidates:
+        if (folder / "MANIFEST.md").is_file():
+            return folder
+    return candidates[0] if os.environ.get("DDPM_NB_CHECKPOINTS") else Path.cwd() / "checkpoints"
 
 
 @dataclass(frozen=True)
@@ -39,6 +55,12 @@ class Recipe:
         return _DATA[self.config["data"]]()
 
     def loss(self) -> Callable:
+        if self.config.get("objective") == "cross_entropy":
+            def ce(model: nn.Module, batch, generator: torch.Generator) -> torch.Tensor:
+                images, labels = batch
+                return nn.functional.cross_entropy(model(images), labels)
+
+            return ce
         beta = schedule_of(self.config)
 
         def loss_fn(model: nn.Module, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -53,7 +75,7 @@ def schedule_of(config: dict) -> torch.Tensor:
 
 def build(config: dict) -> nn.Module:
     """The network described by a recipe config (as stored in a checkpoint)."""
-    nets = {"MLPDenoiser": MLPDenoiser, "UNet2D": UNet2D}
+    nets = {"MLPDenoiser": MLPDenoiser, "UNet2D": UNet2D, "ImageClassifier": ImageClassifier}
     if config.get("net") not in nets:
         raise ValueError(f"Unknown network {config.get('net')!r} in the config: one of {', '.join(nets)}.")
     return nets[config["net"]](**config["net_config"])
@@ -76,12 +98,23 @@ def _fashion_mnist():
     return to_model_range(load_fashion_mnist("train").images)
 
 
-_DATA = {"8gaussians": _toy2d, "fashion-mnist": _fashion_mnist}
+def _fashion_mnist_labelled():
+    from .data.fashion_mnist import load_fashion_mnist, to_model_range
+
+    train = load_fashion_mnist("train")
+    return to_model_range(train.images), train.labels
+
+
+_DATA = {"8gaussians": _toy2d, "fashion-mnist": _fashion_mnist,
+         "fashion-mnist-labelled": _fashion_mnist_labelled}
 
 _2D = TrainConfig(steps=20000, batch_size=1024, lr=1e-3, weight_decay=0.0, warmup=500, min_lr_ratio=0.01,
                   grad_clip=1.0, ema_decay=0.999, seed=0, ckpt_every=2000, log_every=100)
 _IMG = TrainConfig(steps=9000, batch_size=64, lr=1e-3, weight_decay=0.0, warmup=500, min_lr_ratio=0.05,
                    grad_clip=1.0, ema_decay=0.999, seed=0, ckpt_every=500, log_every=50)
+
+_CLS = TrainConfig(steps=3000, batch_size=128, lr=2e-3, weight_decay=1e-4, warmup=200, min_lr_ratio=0.0,
+                   grad_clip=None, ema_decay=0.999, seed=0, ckpt_every=1000, log_every=50)
 
 RECIPES = {
     "ddpm-2d": Recipe(
@@ -97,6 +130,12 @@ RECIPES = {
                                                 "attention": True, "dropout": 0.0, "emb_dim": 64},
                 "schedule": {"kind": "cosine", "T": 1000}, "data": "fashion-mnist"},
         train=_IMG, quick=replace(_IMG, steps=20, warmup=2, ckpt_every=10)),
+    "fashion-classifier": Recipe(
+        name="fashion-classifier",
+        what="CNN classifier of Fashion-MNIST (book split, train part): the judge of chapter 3's samples",
+        config={"net": "ImageClassifier", "net_config": {"classes": 10, "width": 16, "dropout": 0.25},
+                "objective": "cross_entropy", "data": "fashion-mnist-labelled"},
+        train=_CLS, quick=replace(_CLS, steps=20, warmup=2, ckpt_every=10)),
 }
 
 
@@ -108,4 +147,36 @@ def get_recipe(name: str) -> Recipe:
 
 def checkpoint_path(name: str) -> Path:
     """Where the committed checkpoint of recipe `name` lives."""
-    return CHECKPOINTS / f"{get_recipe(name).name}.pt"
+    return checkpoint_dir() / f"{get_recipe(name).name}.pt"
+
+
+def load(name: str, *, train: bool = False, device: str | None = None) -> nn.Module:
+    """The trained network of recipe `name`: the committed checkpoint, or (train=True) a fresh full run.
+
+    This is the chapters' `load_or_train`: the site and CI load `checkpoints/NAME.pt`; a Colab reader
+    sets TRAIN = True and retrains at full size on the GPU (the file is then overwritten locally).
+    """
+    from .config import pick_device
+    from .train import train as run
+    from .weights import load_or_train
+
+    recipe = get_recipe(name)
+    dev = pick_device(device)
+
+    def train_fn():
+        torch.manual_seed(recipe.train.seed)
+        return run(build(recipe.config), recipe.loss(), recipe.data(), recipe.train, device=dev, desc=name)
+
+    return load_or_train(checkpoint_path(name), build, train_fn, config=recipe.config, train=train,
+                         map_location=dev)
+
+
+def checkpoint_info(name: str) -> dict:
+    """What the committed checkpoint of `name` says about itself: its meta, path, size and sha256."""
+    from .weights import file_sha256
+
+    path = checkpoint_path(name)
+    if not path.is_file():
+        raise FileNotFoundError(f"No checkpoint at {path}: run `ddpm-nb train {name}` first.")
+    meta = torch.load(path, map_location="cpu", weights_only=True)["meta"]
+    return {**meta, "path": str(path), "bytes": path.stat().st_size, "sha256": file_sha256(path)}

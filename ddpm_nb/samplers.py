@@ -17,7 +17,7 @@ from .diffusion import p_mean_from_eps, x0_from_eps
 from .elbo import reverse_variance
 from .schedules import alpha_bar, check_beta
 
-__all__ = ["Denoiser", "SAMPLERS", "timesteps", "sample_ddpm", "sample_ddim", "get_sampler"]
+__all__ = ["Denoiser", "SAMPLERS", "timesteps", "sample_ddpm", "sample_ddim", "ddim_encode", "get_sampler"]
 
 Tensor = torch.Tensor
 
@@ -110,6 +110,26 @@ def sample_ddim(model: Denoiser, x: Tensor, ts, *, generator: torch.Generator | 
             x = x + sigma * _noise(x, generator)
         if callback is not None:
             callback(i, t, x, x0)
+    return x
+
+
+@torch.no_grad()
+def ddim_encode(model: Denoiser, x0: Tensor, ts) -> Tensor:
+    """Run deterministic DDIM backwards, x_0 -> x_T along increasing steps `ts` (Song et al. 2021, sec. 4.3).
+
+    The latent it returns decodes back to (nearly) x0 with `sample_ddim(model, latent, ts[::-1])`.
+    """
+    ts = [int(t) for t in ts]
+    if not ts or any(a >= b for a, b in zip(ts, ts[1:], strict=False)) or ts[0] < 1 or ts[-1] > model.T:
+        raise ValueError(f"ts must be strictly increasing steps within 1..{model.T}.")
+    ab = model.alpha_bar.to(x0)
+    x, prev = x0, 0
+    for t in ts:
+        # the noise is predicted where we stand (step `prev`, or step ts[0] from the clean point)
+        eps = model.eps(x, max(prev, ts[0]))
+        x0_hat = x0_from_eps(x, prev, eps, model.alpha_bar) if prev > 0 else x
+        x = ab[t].sqrt() * x0_hat + (1 - ab[t]).sqrt() * eps
+        prev = t
     return x
 
 
