@@ -78,7 +78,7 @@ def build(config: dict) -> nn.Module:
     nets = {"MLPDenoiser": MLPDenoiser, "UNet2D": UNet2D, "ImageClassifier": ImageClassifier}
     if config.get("net") not in nets:
         raise ValueError(f"Unknown network {config.get('net')!r} in the config: one of {', '.join(nets)}.")
-    return nets[config["net"]](**config["net_config"])
+    return nets[config["net"]](**config["net_config"]).float()  # float32 whatever the default dtype
 
 
 def denoiser_from(model: nn.Module, config: dict) -> Denoiser:
