@@ -162,12 +162,17 @@ def load(name: str, *, train: bool = False, device: str | None = None) -> nn.Mod
 
     recipe = get_recipe(name)
     dev = pick_device(device)
+    path = checkpoint_path(name)
+    if not train and not path.is_file():
+        raise FileNotFoundError(f"No checkpoint at {path}: set TRAIN = True to train {name} "
+                                f"({recipe.train.steps} steps), or restore checkpoints/ from the repository.")
 
     def train_fn():
         torch.manual_seed(recipe.train.seed)
         return run(build(recipe.config), recipe.loss(), recipe.data(), recipe.train, device=dev, desc=name)
 
-    return load_or_train(checkpoint_path(name), build, train_fn, config=recipe.config, train=train,
+    expect = {k: recipe.config[k] for k in ("net", "data", "schedule", "objective") if k in recipe.config}
+    return load_or_train(path, build, train_fn, config=recipe.config, train=train, expect=expect,
                          map_location=dev)
 
 

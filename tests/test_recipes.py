@@ -1,0 +1,89 @@
+"""Recipes, checkpoints lookup, quality measures and the bench commands' input checks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ddpm_nb import quality, recipes
+from ddpm_nb.cli import main
+
+
+def test_every_recipe_builds_a_float32_model_whatever_the_default_dtype():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        for name, recipe in recipes.RECIPES.items():
+            model = recipes.build(recipe.config)
+            assert all(p.dtype == torch.float32 for p in model.parameters()), name
+    finally:
+        torch.set_default_dtype(old)
+
+
+def test_unknown_recipe_and_network_names_list_the_valid_ones():
+    with pytest.raises(ValueError, match="ddpm-2d"):
+        recipes.get_recipe("ddpm-3d")
+    with pytest.raises(ValueError, match="MLPDenoiser"):
+        recipes.build({"net": "Transformer", "net_config": {}})
+
+
+def test_missing_checkpoint_says_how_to_get_it(tmp_path, monkeypatch):
+    (tmp_path / "MANIFEST.md").write_text("empty\n")
+    monkeypatch.setenv("DDPM_NB_CHECKPOINTS", str(tmp_path))
+    assert recipes.checkpoint_path("ddpm-2d") == tmp_path / "ddpm-2d.pt"
+    with pytest.raises(FileNotFoundError, match="TRAIN = True"):
+        recipes.load("ddpm-2d")
+
+
+def test_load_refuses_a_checkpoint_of_another_model(tmp_path, monkeypatch):
+    from ddpm_nb.weights import save_weights
+
+    (tmp_path / "MANIFEST.md").write_text("empty\n")
+    monkeypatch.setenv("DDPM_NB_CHECKPOINTS", str(tmp_path))
+    other = recipes.get_recipe("fashion-classifier")
+    save_weights(tmp_path / "ddpm-2d.pt", recipes.build(other.config), config=other.config)
+    with pytest.raises(ValueError, match="does not fit|expected"):
+        recipes.load("ddpm-2d")
+
+
+def test_sliced_wasserstein_of_a_shift_is_the_mean_projected_shift():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4000, 2, generator=g, dtype=torch.float64)
+    y = x + torch.tensor([0.5, 0.0], dtype=torch.float64)
+    d = quality.sliced_wasserstein(x, y, projections=2000, generator=g)
+    # W1 of a shift along θ is |0.5 θ_1|; averaged over directions on the circle: 0.5 · 2/π
+    assert d == pytest.approx(0.5 * 2 / math.pi, rel=0.03)
+    assert quality.sliced_wasserstein(x, x, generator=g) == 0.0
+    with pytest.raises(ValueError, match="shape"):
+        quality.sliced_wasserstein(x, y[:10])
+
+
+def test_classifier_report_counts_and_entropy():
+    class Fixed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):  # class = first pixel index, confidently
+            logits = torch.full((x.shape[0], 10), -10.0)
+            logits[torch.arange(x.shape[0]), x[:, 0, 0, 0].long()] = 10.0
+            return logits
+
+    x = torch.zeros(20, 1, 28, 28)
+    x[:, 0, 0, 0] = torch.arange(20) % 10
+    r = quality.classifier_report(Fixed(), x)
+    assert r["counts"] == [2] * 10
+    assert r["class_entropy"] == pytest.approx(math.log(10), abs=1e-9)
+    assert r["confidence"] > 0.999
+    assert quality.accuracy(Fixed(), x, torch.arange(20) % 10) == 1.0
+
+
+def test_bench_rejects_bad_arguments(capsys):
+    assert main(["bench", "elbo", "--sigma2", "small"]) == 2
+    assert "beta, beta_tilde" in capsys.readouterr().err
+    assert main(["bench", "elbo", "--points", "10"]) == 2
+    assert "2000" in capsys.readouterr().err
+    assert main(["bench", "nothing"]) == 2
+    assert "elbo, images" in capsys.readouterr().err
