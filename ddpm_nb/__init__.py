@@ -3,7 +3,21 @@
 Every chapter does ``import ddpm_nb as nb`` then ``cfg = nb.setup()``.
 """
 
-from . import data, elbo, exercises, nets, plot, quality, recipes, samplers, train, weights, widgets
+from . import (
+    data,
+    elbo,
+    exercises,
+    likelihood,
+    nets,
+    plot,
+    quality,
+    recipes,
+    samplers,
+    sde,
+    train,
+    weights,
+    widgets,
+)
 from .checks import ClaimFailed, check_close, check_shape, check_true
 from .config import Setup, in_colab, is_quick, pick_device, setup
 from .diffusion import (
@@ -41,8 +55,9 @@ from .source import show
 __version__ = "0.1.0"
 
 __all__ = [
-    "__version__", "data", "elbo", "exercises", "nets", "plot", "quality", "recipes", "samplers", "train",
-    "weights", "widgets",
+    "__version__", "data", "elbo", "exercises", "likelihood", "nets", "plot", "quality", "recipes",
+    "samplers",
+    "sde", "train", "weights", "widgets",
     "setup", "Setup", "pick_device", "is_quick", "in_colab",
     "check_close", "check_true", "check_shape", "ClaimFailed", "show",
     "SCHEDULES", "beta_schedule", "alpha_bar", "snr", "beta_continuous", "alpha_bar_continuous",

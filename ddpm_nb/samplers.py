@@ -1,13 +1,16 @@
 """Samplers. One signature for all: `sample_x(model, x, ts, *, generator=None, callback=None) -> x`.
 
 `model` is a `Denoiser`: a network ε_θ(x_t, t) together with its schedule β (T + 1,).
-`x` is the starting noise x_T (B, ...); `ts` the decreasing steps to visit, from ts[0] down to
-ts[-1] >= 1, after which the sampler lands on x_0. `callback(i, t, x, x0_hat)` sees every step
-(the book draws trajectories with it).
+`x` is the starting noise x_T (B, ...); `ts` the decreasing times to visit, from ts[0] down to
+ts[-1] > 0, after which the sampler lands on x_0. `callback(i, t, x, x0_hat)` sees every step
+(the book draws trajectories with it). `ddpm` and `ddim` visit integer steps; the continuous-time
+solvers (`euler_maruyama`, `euler`, `heun`, `dpm_solver`, `rk45`) accept real times (see
+`continuous_timesteps`) and end with one denoising evaluation x_0 = (x - σ ε_θ)/α at ts[-1].
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,7 +20,10 @@ from .diffusion import p_mean_from_eps, x0_from_eps
 from .elbo import reverse_variance
 from .schedules import alpha_bar, check_beta
 
-__all__ = ["Denoiser", "SAMPLERS", "timesteps", "sample_ddpm", "sample_ddim", "ddim_encode", "get_sampler"]
+__all__ = [
+    "Denoiser", "SAMPLERS", "timesteps", "continuous_timesteps", "sample_ddpm", "sample_ddim", "ddim_encode",
+    "sample_euler_maruyama", "sample_euler", "sample_heun", "sample_dpm_solver", "sample_rk45", "get_sampler",
+]
 
 Tensor = torch.Tensor
 
@@ -133,7 +139,149 @@ def ddim_encode(model: Denoiser, x0: Tensor, ts) -> Tensor:
     return x
 
 
-SAMPLERS = {"ddpm": sample_ddpm, "ddim": sample_ddim}
+def continuous_timesteps(model: Denoiser, n: int, *, t_min: float = 1.0,
+                         spacing: str = "time") -> list[float]:
+    """n + 1 decreasing real times from T to t_min: evenly spaced in t, or in log-SNR (DPM-Solver's)."""
+    from .sde import log_alpha_bar_at
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"The number of steps must be a positive integer, got {n!r}.")
+    if not 0 < t_min < model.T:
+        raise ValueError(f"t_min must lie in (0, {model.T}), got {t_min}.")
+    if spacing == "time":
+        return torch.linspace(model.T, t_min, n + 1, dtype=torch.float64).tolist()
+    if spacing != "logsnr":
+        raise ValueError(f"Unknown spacing {spacing!r}: choose 'time' or 'logsnr'.")
+    fine = torch.linspace(t_min, model.T, 20001, dtype=torch.float64)
+    lab = log_alpha_bar_at(model, fine)
+    lam = 0.5 * (lab - torch.log1p(-lab.exp().clamp(max=1 - 1e-12)))  # log(α/σ), decreasing in t
+    targets = torch.linspace(float(lam[-1]), float(lam[0]), n + 1, dtype=torch.float64)
+    idx = torch.searchsorted(-lam, -targets).clamp(0, len(fine) - 1)
+    ts = fine[idx].tolist()
+    ts[0], ts[-1] = float(model.T), float(t_min)
+    return ts
+
+
+def _check_continuous(model: Denoiser, ts) -> list[float]:
+    if not isinstance(model, Denoiser):
+        raise ValueError("model must be a ddpm_nb.samplers.Denoiser(net, beta).")
+    ts = [float(t) for t in ts]
+    if len(ts) < 2 or any(a <= b for a, b in zip(ts, ts[1:], strict=False)) or ts[-1] <= 0 or ts[0] > model.T:
+        raise ValueError(f"ts must be at least two strictly decreasing times in (0, {model.T}].")
+    return ts
+
+
+def _denoise(model: Denoiser, x: Tensor, t: float) -> tuple[Tensor, Tensor]:
+    """(x̂_0, ε̂) at real time t: x̂_0 = (x - σ ε̂)/α."""
+    from .sde import alpha_sigma, eps_at
+
+    a, s = (float(v) for v in alpha_sigma(model, t))
+    eps = eps_at(model, x, t)
+    return (x - s * eps) / a, eps
+
+
+@torch.no_grad()
+def sample_euler_maruyama(model: Denoiser, x: Tensor, ts, *, generator: torch.Generator | None = None,
+                          callback=None) -> Tensor:
+    """Euler–Maruyama on the reverse-time VP-SDE (Song et al. 2021, eq. 6 and appendix F)."""
+    from .sde import b_at, reverse_sde_drift
+
+    ts = _check_continuous(model, ts)
+    for i, (t, s) in enumerate(zip(ts, ts[1:], strict=False)):
+        h = t - s
+        # 1. drift of the reverse SDE at (x, t), 2. step back in time by h, 3. add sqrt(b h) z
+        noise = math.sqrt(float(b_at(model, t)) * h) * _noise(x, generator)
+        x = x - h * reverse_sde_drift(model, x, t) + noise
+        if callback is not None:
+            callback(i, s, x, None)
+    return _denoise(model, x, ts[-1])[0]
+
+
+@torch.no_grad()
+def sample_euler(model: Denoiser, x: Tensor, ts, *, generator: torch.Generator | None = None,
+                 callback=None) -> Tensor:
+    """Euler's method on the probability-flow ODE dx/dt = -½ b(t)(x - ε_θ/σ) (Song et al. 2021, eq. 13)."""
+    from .sde import pf_ode_drift
+
+    ts = _check_continuous(model, ts)
+    for i, (t, s) in enumerate(zip(ts, ts[1:], strict=False)):
+        x = x - (t - s) * pf_ode_drift(model, x, t)
+        if callback is not None:
+            callback(i, s, x, None)
+    return _denoise(model, x, ts[-1])[0]
+
+
+@torch.no_grad()
+def sample_heun(model: Denoiser, x: Tensor, ts, *, generator: torch.Generator | None = None,
+                callback=None) -> Tensor:
+    """Heun's second-order method on the PF-ODE (Karras et al. 2022, Algorithm 1): 2 evaluations a step."""
+    from .sde import pf_ode_drift
+
+    ts = _check_continuous(model, ts)
+    for i, (t, s) in enumerate(zip(ts, ts[1:], strict=False)):
+        d = pf_ode_drift(model, x, t)
+        x_euler = x - (t - s) * d
+        # 2. correct with the slope at the end of the step (trapezoidal rule)
+        x = x - (t - s) * 0.5 * (d + pf_ode_drift(model, x_euler, s))
+        if callback is not None:
+            callback(i, s, x, None)
+    return _denoise(model, x, ts[-1])[0]
+
+
+@torch.no_grad()
+def sample_dpm_solver(model: Denoiser, x: Tensor, ts, *, generator: torch.Generator | None = None,
+                      callback=None) -> Tensor:
+    """DPM-Solver++(2M): multistep, second order, data prediction (Lu et al. 2022, DPM-Solver++, Alg. 2)."""
+    from .sde import alpha_sigma
+
+    ts = _check_continuous(model, ts)
+    a_s = [tuple(float(v) for v in alpha_sigma(model, t)) for t in ts]
+    lam = [math.log(a / s) for a, s in a_s]
+    x0_prev, h_prev = None, None
+    for i in range(len(ts) - 1):
+        # 1. predict x0 at t_i, 2. combine with the previous prediction, 3. the exact linear part
+        x0, _ = _denoise(model, x, ts[i])
+        h = lam[i + 1] - lam[i]
+        if x0_prev is None:
+            d = x0
+        else:
+            r = h_prev / h
+            d = (1 + 1 / (2 * r)) * x0 - 1 / (2 * r) * x0_prev
+        (a_next, s_next), (_, s_now) = a_s[i + 1], a_s[i]
+        x = (s_next / s_now) * x - a_next * math.expm1(-h) * d
+        x0_prev, h_prev = x0, h
+        if callback is not None:
+            callback(i, ts[i + 1], x, x0)
+    return _denoise(model, x, ts[-1])[0]
+
+
+@torch.no_grad()
+def sample_rk45(model: Denoiser, x: Tensor, ts, *, generator: torch.Generator | None = None,
+                callback=None, rtol: float = 1e-5, atol: float = 1e-5) -> Tensor:
+    """Adaptive Runge–Kutta 4(5) (Dormand–Prince, scipy's solve_ivp) on the PF-ODE from ts[0] to ts[-1]."""
+    from scipy.integrate import solve_ivp
+
+    from .sde import pf_ode_drift
+
+    ts = _check_continuous(model, ts)
+    shape, dtype, device = x.shape, x.dtype, x.device
+
+    def f(t, y):
+        xt = torch.as_tensor(y, dtype=dtype, device=device).reshape(shape)
+        return pf_ode_drift(model, xt, float(t)).reshape(-1).cpu().double().numpy()
+
+    sol = solve_ivp(f, (ts[0], ts[-1]), x.reshape(-1).cpu().double().numpy(), method="RK45",
+                    rtol=rtol, atol=atol)
+    if not sol.success:
+        raise RuntimeError(f"The ODE solver failed: {sol.message}")
+    x = torch.as_tensor(sol.y[:, -1], dtype=dtype, device=device).reshape(shape)
+    if callback is not None:
+        callback(0, ts[-1], x, None)
+    return _denoise(model, x, ts[-1])[0]
+
+
+SAMPLERS = {"ddpm": sample_ddpm, "ddim": sample_ddim, "euler_maruyama": sample_euler_maruyama,
+            "euler": sample_euler, "heun": sample_heun, "dpm_solver": sample_dpm_solver, "rk45": sample_rk45}
 
 
 def get_sampler(name: str):

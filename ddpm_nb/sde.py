@@ -1,0 +1,93 @@
+"""Continuous time: the discrete DDPM chain as a variance-preserving SDE, and its probability-flow ODE.
+
+With ᾱ(t) interpolated between the steps (log ᾱ piecewise linear in t ∈ [0, T]), the forward chain
+is the VP-SDE dx = -½ b(t) x dt + sqrt(b(t)) dW with b(t) = -d log ᾱ/dt (Song et al. 2021, eq. 11;
+b(t) ≈ β_t per unit step). Its reverse-time SDE and its probability-flow ODE share the marginals:
+  reverse SDE:  dx = [-½ b x - b ∇log p_t(x)] dt + sqrt(b) dW̄            (eq. 6)
+  PF-ODE:       dx/dt = -½ b(t) [x + ∇log p_t(x)]                        (eq. 13)
+and the score comes from the noise predictor: ∇log p_t(x) = -ε_θ(x, t) / σ(t), σ = sqrt(1 - ᾱ).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = [
+    "log_alpha_bar_at", "alpha_sigma", "b_at", "eps_at", "score_at", "pf_ode_drift", "reverse_sde_drift",
+    "vp_sde", "ve_sde",
+]
+
+Tensor = torch.Tensor
+
+
+def _t_tensor(model, t) -> Tensor:
+    t = torch.as_tensor(t, dtype=torch.float64)
+    if torch.any(t < 0) or torch.any(t > model.T):
+        raise ValueError(f"Continuous time t must lie in [0, {model.T}].")
+    return t
+
+
+def log_alpha_bar_at(model, t) -> Tensor:
+    """log ᾱ(t) for real t ∈ [0, T], linear between the integer steps of the model's schedule."""
+    t = _t_tensor(model, t)
+    lab = torch.log(model.alpha_bar.double())
+    lo = t.floor().clamp(max=model.T - 1).long()
+    w = t - lo
+    return (1 - w) * lab[lo] + w * lab[lo + 1]
+
+
+def alpha_sigma(model, t) -> tuple[Tensor, Tensor]:
+    """α(t) = sqrt(ᾱ(t)) and σ(t) = sqrt(1 - ᾱ(t)): x_t = α x_0 + σ ε."""
+    ab = torch.exp(log_alpha_bar_at(model, t))
+    return ab.sqrt(), (1 - ab).clamp(min=0).sqrt()
+
+
+def b_at(model, t) -> Tensor:
+    """b(t) = -d log ᾱ/dt, constant on each step (t-1, t]: -log(1 - β_t) ≈ β_t."""
+    t = _t_tensor(model, t)
+    step = t.ceil().clamp(min=1).long()
+    return -torch.log1p(-model.beta.double()[step])
+
+
+def eps_at(model, x: Tensor, t: float) -> Tensor:
+    """ε_θ(x, t) at a real time t: the network is called with a float step (its embedding is smooth)."""
+    return model.net(x, torch.full((x.shape[0],), float(t), dtype=torch.float32, device=x.device)).to(x)
+
+
+def score_at(model, x: Tensor, t: float) -> Tensor:
+    """∇log p_t(x) = -ε_θ(x, t)/σ(t), for t > 0."""
+    _, sigma = alpha_sigma(model, t)
+    if float(sigma) == 0:
+        raise ValueError("The score from ε is undefined at t = 0 (σ = 0): use t > 0.")
+    return -eps_at(model, x, t) / float(sigma)
+
+
+def pf_ode_drift(model, x: Tensor, t: float) -> Tensor:
+    """dx/dt of the probability-flow ODE: -½ b(t) (x - ε_θ/σ(t))."""
+    return -0.5 * float(b_at(model, t)) * (x + score_at(model, x, t))
+
+
+def reverse_sde_drift(model, x: Tensor, t: float) -> Tensor:
+    """Forward-time drift of the reverse SDE, -½ b x - b ∇log p; its diffusion is sqrt(b(t))."""
+    b = float(b_at(model, t))
+    return -0.5 * b * x - b * score_at(model, x, t)
+
+
+def vp_sde(t: Tensor, beta_min: float = 0.1, beta_max: float = 20.0) -> dict[str, Tensor]:
+    """VP-SDE on t ∈ [0, 1]: drift -½β(t)x, diffusion sqrt(β(t)); marginal mean coeff. and variance."""
+    t = torch.as_tensor(t, dtype=torch.float64)
+    beta = beta_min + t * (beta_max - beta_min)
+    log_mean = -0.25 * t**2 * (beta_max - beta_min) - 0.5 * t * beta_min
+    return {"drift_coeff": -0.5 * beta, "diffusion": beta.sqrt(), "mean_coeff": log_mean.exp(),
+            "var": 1 - torch.exp(2 * log_mean)}
+
+
+def ve_sde(t: Tensor, sigma_min: float = 0.01, sigma_max: float = 50.0) -> dict[str, Tensor]:
+    """VE-SDE on t ∈ [0, 1]: no drift, σ(t) = σ_min (σ_max/σ_min)^t, diffusion sqrt(dσ²/dt)."""
+    t = torch.as_tensor(t, dtype=torch.float64)
+    sigma = sigma_min * (sigma_max / sigma_min) ** t
+    diffusion = sigma * math.sqrt(2 * math.log(sigma_max / sigma_min))
+    return {"drift_coeff": torch.zeros_like(t), "diffusion": diffusion, "mean_coeff": torch.ones_like(t),
+            "var": sigma**2 - sigma_min**2}
