@@ -92,7 +92,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
-    runners = {"elbo": bench.bench_elbo, "images": bench.bench_images}
+    runners = {"elbo": bench.bench_elbo, "images": bench.bench_images, "samplers": bench.bench_samplers}
     if args.what not in runners:
         raise ValueError(f"Unknown benchmark {args.what!r}: choose one of {', '.join(runners)}.")
     _write_json(args.json, runners[args.what](args))
@@ -126,14 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_train)
 
     p = sub.add_parser("bench", help="measure a number the book quotes and write it as JSON")
-    p.add_argument("what", help="elbo | images")
+    p.add_argument("what", help="elbo | images | samplers")
     p.add_argument("--json", help="write the result to this file too")
     p.add_argument("--checkpoint", help="checkpoint to evaluate (default: the committed one)")
-    p.add_argument("--points", type=int, default=2000, help="fresh data points (elbo)")
+    p.add_argument("--points", type=int, default=2000, help="fresh data points (elbo, samplers' NLL)")
     p.add_argument("--sigma2", default="beta", help="reverse variance: beta | beta_tilde (elbo)")
-    p.add_argument("--samples", type=int, default=1000, help="generated images (images)")
+    p.add_argument("--samples", type=int, help="generated samples (images: 1000; samplers: 10000)")
     p.add_argument("--sampler", default="ddim", help="ddpm | ddim (images)")
     p.add_argument("--steps", type=int, help="sampler steps (images; default 50 for ddim)")
+    p.add_argument("--samplers", help="comma-separated sampler names (samplers; default all)")
+    p.add_argument("--nfe", default="5,10,20,50,100,1000", help="network evaluations to try (samplers)")
+    p.add_argument("--seeds", type=int, default=5, help="repetitions for the spread (samplers)")
+    p.add_argument("--rtol", type=float, default=1e-6, help="ODE solver tolerance for the NLL (samplers)")
     p.add_argument("--seed", type=int, default=12345)
     p.set_defaults(run=_cmd_bench)
     return parser

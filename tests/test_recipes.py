@@ -87,3 +87,29 @@ def test_bench_rejects_bad_arguments(capsys):
     assert "2000" in capsys.readouterr().err
     assert main(["bench", "nothing"]) == 2
     assert "elbo, images" in capsys.readouterr().err
+
+
+def test_steps_for_nfe_spends_exactly_the_budget():
+    from ddpm_nb.bench import steps_for_nfe
+
+    assert steps_for_nfe("ddim", 10) == 10
+    assert steps_for_nfe("dpm_solver", 10) == 9 and steps_for_nfe("euler", 20) == 19
+    assert steps_for_nfe("heun", 21) == 10 and steps_for_nfe("heun", 20) is None
+    with pytest.raises(ValueError, match="at least 1"):
+        steps_for_nfe("ddim", 0)
+
+
+def test_bench_samplers_writes_its_json(tmp_path):
+    import json
+
+    out = tmp_path / "samplers.json"
+    assert main(["bench", "samplers", "--samples", "200", "--seeds", "2", "--nfe", "5,11",
+                 "--samplers", "ddim,dpm_solver,heun", "--points", "30", "--rtol", "1e-4",
+                 "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert {"swd_floor", "swd_floor_std", "rows", "nll", "checkpoint", "checkpoint_sha256"} <= set(r)
+    nfe = {(row["sampler"], row["nfe"]) for row in r["rows"]}
+    assert nfe == {("ddim", 5), ("ddim", 11), ("dpm_solver", 5), ("dpm_solver", 11), ("heun", 5), ("heun", 11)}
+    assert all(row["swd"] > 0 and row["seconds"] > 0 for row in r["rows"])
+    assert {"ode", "true", "gap", "gap_stderr", "points", "rtol"} <= set(r["nll"])
+    assert main(["bench", "samplers", "--samplers", "magic"]) == 2
