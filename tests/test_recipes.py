@@ -109,7 +109,8 @@ def test_bench_samplers_writes_its_json(tmp_path):
     r = json.loads(out.read_text())
     assert {"swd_floor", "swd_floor_std", "rows", "nll", "checkpoint", "checkpoint_sha256"} <= set(r)
     nfe = {(row["sampler"], row["nfe"]) for row in r["rows"]}
-    assert nfe == {("ddim", 5), ("ddim", 11), ("dpm_solver", 5), ("dpm_solver", 11), ("heun", 5), ("heun", 11)}
+    assert nfe == {("ddim", 5), ("ddim", 11), ("dpm_solver", 5), ("dpm_solver", 11),
+                   ("heun", 5), ("heun", 11)}
     assert all(row["swd"] > 0 and row["seconds"] > 0 for row in r["rows"])
     assert {"ode", "true", "gap", "gap_stderr", "points", "rtol"} <= set(r["nll"])
     assert main(["bench", "samplers", "--samplers", "magic"]) == 2
