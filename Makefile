@@ -52,8 +52,9 @@ $(MATHJAX):
 	mv _mathjax.tmp/package/es5 _mathjax/mathjax && mv _mathjax.tmp/package/LICENSE _mathjax/mathjax/
 	rm -rf _mathjax.tmp
 
+# Progress bars are for live readers: a static page would only show a frozen "0%" bar.
 book: venv $(MATHJAX)
-	$(BIN)/jupyter-book build . -W -n --keep-going
+	TQDM_DISABLE=1 $(BIN)/jupyter-book build . -W -n --keep-going
 
 test: export DDPM_NB_QUICK = 1
 test: venv chromium
