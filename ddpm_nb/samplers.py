@@ -180,21 +180,28 @@ def _denoise(model: Denoiser, x: Tensor, t: float) -> tuple[Tensor, Tensor]:
     return (x - s * eps) / a, eps
 
 
+def _march(model: Denoiser, x: Tensor, ts, step, callback) -> Tensor:
+    """Apply `step(x, t, s)` over consecutive times of ts, then denoise once at ts[-1]."""
+    ts = _check_continuous(model, ts)
+    for i, (t, s) in enumerate(zip(ts, ts[1:], strict=False)):
+        x = step(x, t, s)
+        if callback is not None:
+            callback(i, s, x, None)
+    return _denoise(model, x, ts[-1])[0]
+
+
 @torch.no_grad()
 def sample_euler_maruyama(model: Denoiser, x: Tensor, ts, *, generator: torch.Generator | None = None,
                           callback=None) -> Tensor:
     """Euler–Maruyama on the reverse-time VP-SDE (Song et al. 2021, eq. 6 and appendix F)."""
     from .sde import b_at, reverse_sde_drift
 
-    ts = _check_continuous(model, ts)
-    for i, (t, s) in enumerate(zip(ts, ts[1:], strict=False)):
-        h = t - s
+    def step(x, t, s):
         # 1. drift of the reverse SDE at (x, t), 2. step back in time by h, 3. add sqrt(b h) z
-        noise = math.sqrt(float(b_at(model, t)) * h) * _noise(x, generator)
-        x = x - h * reverse_sde_drift(model, x, t) + noise
-        if callback is not None:
-            callback(i, s, x, None)
-    return _denoise(model, x, ts[-1])[0]
+        noise = math.sqrt(float(b_at(model, t)) * (t - s)) * _noise(x, generator)
+        return x - (t - s) * reverse_sde_drift(model, x, t) + noise
+
+    return _march(model, x, ts, step, callback)
 
 
 @torch.no_grad()
@@ -203,12 +210,7 @@ def sample_euler(model: Denoiser, x: Tensor, ts, *, generator: torch.Generator |
     """Euler's method on the probability-flow ODE dx/dt = -½ b(t)(x - ε_θ/σ) (Song et al. 2021, eq. 13)."""
     from .sde import pf_ode_drift
 
-    ts = _check_continuous(model, ts)
-    for i, (t, s) in enumerate(zip(ts, ts[1:], strict=False)):
-        x = x - (t - s) * pf_ode_drift(model, x, t)
-        if callback is not None:
-            callback(i, s, x, None)
-    return _denoise(model, x, ts[-1])[0]
+    return _march(model, x, ts, lambda x, t, s: x - (t - s) * pf_ode_drift(model, x, t), callback)
 
 
 @torch.no_grad()
@@ -217,15 +219,12 @@ def sample_heun(model: Denoiser, x: Tensor, ts, *, generator: torch.Generator | 
     """Heun's second-order method on the PF-ODE (Karras et al. 2022, Algorithm 1): 2 evaluations a step."""
     from .sde import pf_ode_drift
 
-    ts = _check_continuous(model, ts)
-    for i, (t, s) in enumerate(zip(ts, ts[1:], strict=False)):
+    def step(x, t, s):
+        # 1. Euler predictor, 2. correct with the slope at the end of the step (trapezoidal rule)
         d = pf_ode_drift(model, x, t)
-        x_euler = x - (t - s) * d
-        # 2. correct with the slope at the end of the step (trapezoidal rule)
-        x = x - (t - s) * 0.5 * (d + pf_ode_drift(model, x_euler, s))
-        if callback is not None:
-            callback(i, s, x, None)
-    return _denoise(model, x, ts[-1])[0]
+        return x - (t - s) * 0.5 * (d + pf_ode_drift(model, x - (t - s) * d, s))
+
+    return _march(model, x, ts, step, callback)
 
 
 @torch.no_grad()

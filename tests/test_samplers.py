@@ -91,8 +91,8 @@ def test_bad_input():
         sample_ddpm(EXACT, x, [200, 100, 1])
     with pytest.raises(ValueError, match="Denoiser"):
         sample_ddim(lambda x, t: x, x, [2, 1])
-    with pytest.raises(ValueError, match="ddpm, ddim"):
-        get_sampler("euler")
+    with pytest.raises(ValueError, match="ddpm, ddim, euler_maruyama, euler, heun, dpm_solver, rk45"):
+        get_sampler("lms")
 
 
 PINNED_DDPM = [[-0.9999999999999963, -0.3643885357972256], [-0.41296595275279363, -0.9814362737584031]]
