@@ -1,8 +1,10 @@
 """Continuous time: the discrete DDPM chain as a variance-preserving SDE, and its probability-flow ODE.
 
-With ᾱ(t) interpolated between the steps (log ᾱ piecewise linear in t ∈ [0, T]), the forward chain
-is the VP-SDE dx = -½ b(t) x dt + sqrt(b(t)) dW with b(t) = -d log ᾱ/dt (Song et al. 2021, eq. 11;
-b(t) ≈ β_t per unit step). Its reverse-time SDE and its probability-flow ODE share the marginals:
+With ᾱ(t) interpolated between the steps (log ᾱ by a monotone cubic through the values at the integer
+steps, so b is continuous and adaptive ODE solvers are not slowed by a jump at every step), the
+forward chain is the VP-SDE dx = -½ b(t) x dt + sqrt(b(t)) dW with b(t) = -d log ᾱ/dt (Song et al.
+2021, eq. 11; b(t) ≈ β_t per unit step). Its reverse-time SDE and its probability-flow ODE share
+the marginals:
   reverse SDE:  dx = [-½ b x - b ∇log p_t(x)] dt + sqrt(b) dW̄            (eq. 6)
   PF-ODE:       dx/dt = -½ b(t) [x + ∇log p_t(x)]                        (eq. 13)
 and the score comes from the noise predictor: ∇log p_t(x) = -ε_θ(x, t) / σ(t), σ = sqrt(1 - ᾱ).
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -29,13 +32,22 @@ def _t_tensor(model, t) -> Tensor:
     return t
 
 
+def _interpolant(model):
+    """The monotone cubic (PCHIP, Fritsch & Carlson 1980) through (t, log ᾱ_t), t = 0..T; cached."""
+    cached = getattr(model, "_log_alpha_bar_pchip", None)
+    if cached is None:
+        from scipy.interpolate import PchipInterpolator
+
+        steps = np.arange(model.T + 1, dtype=np.float64)
+        cached = PchipInterpolator(steps, np.log(model.alpha_bar.double().cpu().numpy()))
+        model._log_alpha_bar_pchip = cached
+    return cached
+
+
 def log_alpha_bar_at(model, t) -> Tensor:
-    """log ᾱ(t) for real t ∈ [0, T], linear between the integer steps of the model's schedule."""
+    """log ᾱ(t) for real t ∈ [0, T]: equal to the schedule at integer steps, smooth in between."""
     t = _t_tensor(model, t)
-    lab = torch.log(model.alpha_bar.double())
-    lo = t.floor().clamp(max=model.T - 1).long()
-    w = t - lo
-    return (1 - w) * lab[lo] + w * lab[lo + 1]
+    return torch.as_tensor(_interpolant(model)(t.numpy()), dtype=torch.float64)
 
 
 def alpha_sigma(model, t) -> tuple[Tensor, Tensor]:
@@ -45,10 +57,9 @@ def alpha_sigma(model, t) -> tuple[Tensor, Tensor]:
 
 
 def b_at(model, t) -> Tensor:
-    """b(t) = -d log ᾱ/dt, constant on each step (t-1, t]: -log(1 - β_t) ≈ β_t."""
+    """b(t) = -d log ᾱ/dt, continuous; it averages -log(1 - β_t) ≈ β_t over each step (t-1, t]."""
     t = _t_tensor(model, t)
-    step = t.ceil().clamp(min=1).long()
-    return -torch.log1p(-model.beta.double()[step])
+    return -torch.as_tensor(_interpolant(model).derivative()(t.numpy()), dtype=torch.float64)
 
 
 def eps_at(model, x: Tensor, t: float) -> Tensor:

@@ -131,14 +131,14 @@ def test_dpm_solver_pinned():
 def test_ode_likelihood_of_gaussian_data_is_exact():
     g = torch.Generator().manual_seed(5)
     zero_mean = gaussian_model(torch.zeros(2, dtype=torch.float64), S2)
-    x0 = 0.5 * torch.randn(20, 2, generator=g, dtype=torch.float64)
-    r = ode_log_likelihood(zero_mean, x0, t_min=1e-3, rtol=1e-8, atol=1e-8)
+    x0 = 0.5 * torch.randn(40, 2, generator=g, dtype=torch.float64)
+    r = ode_log_likelihood(zero_mean, x0, t_min=1e-3, rtol=1e-7, atol=1e-7)
     true = torch.distributions.Normal(0.0, 0.5).log_prob(x0).sum(1)
     assert float((r["log_p"] - true).abs().max()) < 1e-3
     # with a mean, the terminal law is not exactly N(0, I): swap in the exact p_T and it is exact again
     model = gaussian_model()
-    x0 = M + 0.5 * torch.randn(20, 2, generator=g, dtype=torch.float64)
-    r = ode_log_likelihood(model, x0, t_min=1e-3, rtol=1e-8, atol=1e-8)
+    x0 = M + 0.5 * torch.randn(40, 2, generator=g, dtype=torch.float64)
+    r = ode_log_likelihood(model, x0, t_min=1e-3, rtol=1e-7, atol=1e-7)
     a, s = sde.alpha_sigma(model, 1000.0)
     p_T = torch.distributions.Normal(a * M, (a**2 * S2 + s**2).sqrt()).log_prob(r["x_T"]).sum(1)
     true = torch.distributions.Normal(M, 0.5).log_prob(x0).sum(1)
@@ -177,4 +177,4 @@ def test_bad_input(model):
         ode_log_likelihood(model, x, t_min=0.0)
 
 
-PINNED_DPM = [[-171.65262911639056, -102.64906587627324], [341.224875242961, 229.75305717007456]]
+PINNED_DPM = [[-171.6525734564107, -102.64908006080658], [341.22476062859016, 229.75310480492882]]
