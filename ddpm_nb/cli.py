@@ -48,6 +48,7 @@ def _write_json(path: str | None, payload: dict) -> None:
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
         with os.fdopen(fd, "w") as f:
             f.write(text + "\n")
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
 
 
