@@ -24,9 +24,8 @@ def bench_elbo(args) -> dict:
     if args.points < 2000:
         raise ValueError("Use at least 2000 points (--points) so the standard error is meaningful.")
     path = Path(args.checkpoint) if args.checkpoint else checkpoint_path("ddpm-2d")
-    model, meta = load_weights(path, build, expect={"data": "8gaussians"}, map_location="cpu")
-    config = meta.get("config", None) or _stored_config(path)
-    beta = _beta(config)
+    model, _ = load_weights(path, build, expect={"data": "8gaussians"}, map_location="cpu")
+    beta = _beta(_stored_config(path))
     g = torch.Generator().manual_seed(args.seed)
     x0 = sample_toy2d("8gaussians", args.points, generator=g, dtype=torch.float64)
     log_p = mixture_log_prob(x0)
