@@ -169,14 +169,23 @@ def elbo_weights(beta: Tensor, sigma2: str = "beta") -> Tensor:
 
 
 def l_simple(eps_model: EpsModel, x0: Tensor, beta: Tensor, *, weights: Tensor | None = None,
-             generator: torch.Generator | None = None) -> Tensor:
+             generator: torch.Generator | None = None, t_power: float = 1.0) -> Tensor:
     """L_simple = E_{t, ε} λ_t ‖ε - ε_θ(sqrt(ᾱ_t) x_0 + sqrt(1 - ᾱ_t) ε, t)‖² / D, a scalar (eq. 14).
 
-    t ~ U{1..T}; weights λ (T + 1,) default to 1. Averaged over the batch and the D data dimensions.
+    t ~ U{1..T}, or with t_power p > 1, t = ceil(T u^p), u ~ U(0, 1): more of the training where t is
+    small (the optimum at each t is still ε*, only the effort moves). Weights λ (T + 1,) default to 1.
+    Averaged over the batch and the D data dimensions.
     """
     T = beta.shape[0] - 1
-    t = torch.randint(1, T + 1, (x0.shape[0],), generator=generator, device=generator.device
-                      if generator is not None else x0.device).to(x0.device)
+    gen_device = generator.device if generator is not None else x0.device
+    if t_power < 1:
+        raise ValueError(f"t_power must be >= 1 (1 = uniform steps), got {t_power}.")
+    if t_power == 1:
+        t = torch.randint(1, T + 1, (x0.shape[0],), generator=generator, device=gen_device)
+    else:
+        u = torch.rand(x0.shape[0], generator=generator, device=gen_device, dtype=torch.float64)
+        t = (T * u**t_power).ceil().clamp(1, T).long()
+    t = t.to(x0.device)
     eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     xt = q_sample(x0, t, alpha_bar_of(beta).to(x0.device), eps)
     err = ((eps - eps_model(xt, t)) ** 2).reshape(x0.shape[0], -1).mean(1)

@@ -139,9 +139,14 @@ def ddim_encode(model: Denoiser, x0: Tensor, ts) -> Tensor:
     return x
 
 
-def continuous_timesteps(model: Denoiser, n: int, *, t_min: float = 1.0,
-                         spacing: str = "time") -> list[float]:
-    """n + 1 decreasing real times from T to t_min: evenly spaced in t, or in log-SNR (DPM-Solver's)."""
+def continuous_timesteps(model: Denoiser, n: int, *, t_min: float = 1.0, spacing: str = "time",
+                         first_logsnr: float | None = None) -> list[float]:
+    """n + 1 decreasing real times from T to t_min: evenly spaced in t, or in log-SNR (DPM-Solver's).
+
+    With spacing "logsnr" and `first_logsnr` λ_a, the first step jumps from T straight to the time
+    where λ = log(α/σ) = λ_a, and the other n - 1 steps are evenly spaced in λ from there: no steps are
+    spent where the noisy data is still featureless.
+    """
     from .sde import log_alpha_bar_at
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -149,16 +154,28 @@ def continuous_timesteps(model: Denoiser, n: int, *, t_min: float = 1.0,
     if not 0 < t_min < model.T:
         raise ValueError(f"t_min must lie in (0, {model.T}), got {t_min}.")
     if spacing == "time":
+        if first_logsnr is not None:
+            raise ValueError("first_logsnr applies to spacing='logsnr' only.")
         return torch.linspace(model.T, t_min, n + 1, dtype=torch.float64).tolist()
     if spacing != "logsnr":
         raise ValueError(f"Unknown spacing {spacing!r}: choose 'time' or 'logsnr'.")
     fine = torch.linspace(t_min, model.T, 20001, dtype=torch.float64)
     lab = log_alpha_bar_at(model, fine)
     lam = 0.5 * (lab - torch.log1p(-lab.exp().clamp(max=1 - 1e-12)))  # log(α/σ), decreasing in t
-    targets = torch.linspace(float(lam[-1]), float(lam[0]), n + 1, dtype=torch.float64)
+    lam_hi, lam_lo = float(lam[0]), float(lam[-1])
+    if first_logsnr is None:
+        targets = torch.linspace(lam_lo, lam_hi, n + 1, dtype=torch.float64)
+    else:
+        if not lam_lo < first_logsnr < lam_hi or n < 2:
+            raise ValueError(f"first_logsnr must lie in ({lam_lo:.2f}, {lam_hi:.2f}), the log-SNR range "
+                             f"from T to t_min, and needs n >= 2 steps; got {first_logsnr}, n={n}.")
+        targets = torch.cat([torch.tensor([lam_lo], dtype=torch.float64),
+                             torch.linspace(first_logsnr, lam_hi, n, dtype=torch.float64)])
     idx = torch.searchsorted(-lam, -targets).clamp(0, len(fine) - 1)
     ts = fine[idx].tolist()
     ts[0], ts[-1] = float(model.T), float(t_min)
+    if any(a <= b for a, b in zip(ts, ts[1:], strict=False)):
+        raise ValueError(f"{n} steps are too many for this log-SNR range: two steps fall on the same time.")
     return ts
 
 

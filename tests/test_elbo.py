@@ -171,3 +171,26 @@ def test_negative_elbo_pinned():
 
 
 PINNED_NELBO = 0.9082875321529766
+
+
+@pytest.mark.parametrize("power", [1.0, 2.0, 3.0])
+def test_l_simple_t_power_draws_t_with_cdf_k_over_T_to_one_over_p(power):
+    # t = ceil(T u^p): P(t <= k) = (k / T)^(1/p); p = 1 is the uniform U{1..T} of Ho et al.
+    seen = []
+
+    def spy(x, t):
+        seen.append(t.clone())
+        return torch.zeros_like(x)
+
+    T = BETA.shape[0] - 1
+    g = torch.Generator().manual_seed(6)
+    elbo.l_simple(spy, torch.zeros(20000, 2), BETA.float(), generator=g, t_power=power)
+    t = seen[0]
+    assert int(t.min()) >= 1 and int(t.max()) <= T
+    for k in (T // 10, T // 4, T // 2):
+        assert float((t <= k).double().mean()) == pytest.approx((k / T) ** (1 / power), abs=0.015)
+
+
+def test_l_simple_refuses_t_power_below_one():
+    with pytest.raises(ValueError, match="t_power must be >= 1"):
+        elbo.l_simple(lambda x, t: x, torch.zeros(4, 2), BETA.float(), t_power=0.5)

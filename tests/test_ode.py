@@ -178,3 +178,19 @@ def test_bad_input(model):
 
 
 PINNED_DPM = [[-171.6525734564107, -102.64908006080658], [341.22476062859016, 229.75310480492882]]
+
+
+def test_first_logsnr_grid_jumps_then_spaces_evenly_in_logsnr(model):
+    ts = continuous_timesteps(model, 6, spacing="logsnr", first_logsnr=-1.0)
+    assert len(ts) == 7 and ts[0] == model.T and ts[-1] == 1.0
+    lam = []
+    for t in ts:
+        a, s = sde.alpha_sigma(model, t)
+        lam.append(math.log(a / s))
+    assert lam[1] == pytest.approx(-1.0, abs=0.01)  # the first stop is where λ = -1
+    gaps = [b - a for a, b in zip(lam[1:], lam[2:], strict=False)]
+    assert max(gaps) - min(gaps) < 0.02  # then evenly spaced in λ
+    with pytest.raises(ValueError, match="first_logsnr must lie in"):
+        continuous_timesteps(model, 6, spacing="logsnr", first_logsnr=9.0)
+    with pytest.raises(ValueError, match="spacing='logsnr' only"):
+        continuous_timesteps(model, 6, first_logsnr=-1.0)
