@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import torch
 
 from .weights import file_sha256
 
-__all__ = ["bench_elbo", "bench_images", "bench_samplers", "steps_for_nfe"]
+__all__ = ["bench_elbo", "bench_images", "bench_samplers", "steps_for_nfe", "sampler_rows", "sampler_times",
+           "swd_floor", "swd_to_data", "GRIDS"]
+__all__ += ["bench_noprop", "step_cost", "noprop_accuracies"]
 
 
 def bench_elbo(args) -> dict:
@@ -133,21 +136,97 @@ class _Counter:
         return self.net(x, t)
 
 
-def bench_samplers(args) -> dict:
-    """Every sampler at several NFE on the 2-D mixture: sliced W1 to fresh data, time; ODE NLL gap."""
-    import time
+# Where the continuous-time solvers put their steps on the 2-D model: t_min and, for DPM-Solver, the
+# log-SNR of the first stop (chosen on tuning seeds 2000+, not on the reporting seeds of the bench).
+GRIDS = {"euler_maruyama": {"t_min": 1.0}, "euler": {"t_min": 1.0}, "heun": {"t_min": 1.0},
+         "dpm_solver": {"t_min": 1.0, "first_logsnr": None}}
+
+
+def sampler_times(name: str, model, steps: int, grid: dict | None = None) -> list:
+    """The time grid of sampler `name` with `steps` steps (ddpm: every step; ddim: the DDIM grid)."""
+    from .samplers import continuous_timesteps, timesteps
+
+    if name == "ddpm":
+        return list(range(model.T, 0, -1))
+    if name == "ddim":
+        return timesteps(model.T, steps)
+    grid = {**GRIDS.get(name, {"t_min": 1.0}), **(grid or {})}
+    if name == "rk45":
+        return [float(model.T), grid["t_min"]]
+    spacing = "logsnr" if name == "dpm_solver" else "time"
+    return continuous_timesteps(model, steps, spacing=spacing, **grid)
+
+
+def swd_to_data(samples, data, seed: int) -> float:
+    """Sliced W1 (200 projections, projection seed `seed`) between samples and data, both (N, 2)."""
+    from .quality import sliced_wasserstein
+
+    return sliced_wasserstein(samples, data, projections=200, generator=torch.Generator().manual_seed(seed))
+
+
+def sampler_rows(base, names, nfes, *, n: int, seeds: int, grids: dict | None = None,
+                 progress: bool = True) -> list[dict]:
+    """Each sampler at each NFE budget on the 2-D mixture: sliced W1 to fresh data over `seeds`
+    repetitions (initial noise from seeds 1000, 1001, ...), wall time, mean true log-density."""
+    from tqdm.auto import tqdm
 
     from .data.toy2d import mixture_log_prob, sample_toy2d
+    from .samplers import Denoiser, get_sampler
+
+    jobs = []
+    for name in names:
+        get_sampler(name)
+        for nfe in ([0] if name == "rk45" else nfes):
+            steps = None if name == "rk45" else steps_for_nfe(name, nfe)
+            if name == "rk45" or (steps is not None and (name != "ddpm" or nfe == base.T)):
+                jobs.append((name, steps))
+    rows = []
+    for name, steps in tqdm(jobs, desc="samplers", disable=not progress):
+        dists, secs, logp, calls = [], 0.0, [], 0
+        for seed in range(seeds):
+            counter = _Counter(base.net)
+            model = Denoiser(counter, base.beta)
+            sg = torch.Generator().manual_seed(1000 + seed)
+            x = torch.randn(n, 2, generator=sg)
+            ts = sampler_times(name, model, steps, (grids or {}).get(name))
+            t0 = time.perf_counter()
+            out = get_sampler(name)(model, x, ts, generator=sg).float()
+            secs += time.perf_counter() - t0
+            calls += counter.calls
+            dists.append(swd_to_data(out, sample_toy2d("8gaussians", n, generator=sg), seed))
+            logp.append(float(mixture_log_prob(out.double()).mean()))
+        d = torch.tensor(dists)
+        rows.append({"sampler": name, "nfe": calls // seeds, "steps": steps, "swd": float(d.mean()),
+                     "swd_std": float(d.std()), "seconds": secs / seeds,
+                     "mean_log_density": sum(logp) / len(logp)})
+    return rows
+
+
+def swd_floor(n: int, seeds: int, generator: torch.Generator) -> tuple[float, float]:
+    """Sliced W1 between two fresh draws of n data points: mean and spread over `seeds` pairs."""
+    from .data.toy2d import sample_toy2d
+
+    def draw():
+        return sample_toy2d("8gaussians", n, generator=generator)
+
+    floor = torch.tensor([swd_to_data(draw(), draw(), s) for s in range(seeds)])
+    return float(floor.mean()), float(floor.std())
+
+
+def bench_samplers(args) -> dict:
+    """Every sampler at several NFE on the 2-D mixture: sliced W1 to fresh data, time; ODE NLL gap."""
+    from .data.toy2d import mixture_log_prob, sample_toy2d
     from .likelihood import ode_log_likelihood
-    from .quality import sliced_wasserstein
     from .recipes import build, checkpoint_path, denoiser_from
-    from .samplers import SAMPLERS, Denoiser, continuous_timesteps, get_sampler, timesteps
+    from .samplers import SAMPLERS, get_sampler
     from .weights import load_weights
 
     names = args.samplers.split(",") if args.samplers else list(SAMPLERS)
     for name in names:
         get_sampler(name)
     nfes = [int(v) for v in args.nfe.split(",")]
+    for nfe in nfes:
+        steps_for_nfe("ddim", nfe)  # NFE < 1: one clear error
     path = Path(args.checkpoint) if args.checkpoint else checkpoint_path("ddpm-2d")
     net, _ = load_weights(path, build, expect={"data": "8gaussians"}, map_location="cpu")
     base = denoiser_from(net, _stored_config(path))
@@ -156,52 +235,126 @@ def bench_samplers(args) -> dict:
         raise ValueError("Use at least 2 seeds and 100 samples so that a spread can be reported.")
     if not 0 < args.rtol <= 1e-3:
         raise ValueError(f"rtol must be in (0, 1e-3], got {args.rtol}.")
-
-    def swd(a, b, seed):
-        return sliced_wasserstein(a, b, projections=200, generator=torch.Generator().manual_seed(seed))
-
     g = torch.Generator().manual_seed(args.seed)
-    def fresh():
-        return sample_toy2d("8gaussians", n, generator=g)
-
-    floor = torch.tensor([swd(fresh(), fresh(), s) for s in range(seeds)])
-    rows = []
-    for name in names:
-        for nfe in ([0] if name == "rk45" else nfes):
-            steps = None if name == "rk45" else steps_for_nfe(name, nfe)
-            if name != "rk45" and (steps is None or steps < 1 or (name == "ddpm" and nfe != base.T)):
-                continue
-            dists, secs, logp, calls = [], 0.0, [], 0
-            for seed in range(seeds):
-                counter = _Counter(base.net)
-                model = Denoiser(counter, base.beta)
-                sg = torch.Generator().manual_seed(1000 + seed)
-                x = torch.randn(n, 2, generator=sg)
-                if name in ("ddpm", "ddim"):
-                    ts = range(base.T, 0, -1) if name == "ddpm" else timesteps(base.T, steps)
-                elif name == "rk45":
-                    ts = [float(base.T), 1.0]
-                else:
-                    spacing = "logsnr" if name == "dpm_solver" else "time"
-                    ts = continuous_timesteps(base, steps, spacing=spacing)
-                t0 = time.perf_counter()
-                out = get_sampler(name)(model, x, ts, generator=sg).float()
-                secs += time.perf_counter() - t0
-                calls += counter.calls
-                dists.append(swd(out, sample_toy2d("8gaussians", n, generator=sg), seed))
-                logp.append(float(mixture_log_prob(out.double()).mean()))
-            d = torch.tensor(dists)
-            rows.append({"sampler": name, "nfe": calls // seeds, "steps": steps, "swd": float(d.mean()),
-                         "swd_std": float(d.std()), "seconds": secs / seeds,
-                         "mean_log_density": sum(logp) / len(logp)})
+    floor, floor_std = swd_floor(n, seeds, g)
+    rows = sampler_rows(base, names, nfes, n=n, seeds=seeds)
     x0 = sample_toy2d("8gaussians", args.points, generator=g, dtype=torch.float32)
     r = ode_log_likelihood(base, x0, t_min=1.0, rtol=args.rtol, atol=args.rtol)
     gap = -r["log_p"] + mixture_log_prob(x0.double())
     return {
         "swd": "sliced Wasserstein-1, 200 projections", "samples": n, "seeds": seeds,
-        "swd_floor": float(floor.mean()), "swd_floor_std": float(floor.std()), "rows": rows,
+        "swd_floor": floor, "swd_floor_std": floor_std, "grids": GRIDS, "rows": rows,
         "nll": {"ode": float(-r["log_p"].mean()), "true": float(-mixture_log_prob(x0.double()).mean()),
                 "gap": float(gap.mean()), "gap_stderr": float(gap.std() / math.sqrt(args.points)),
                 "points": args.points, "rtol": args.rtol, "nfe": r["nfe"]},
         "checkpoint": str(path), "checkpoint_sha256": file_sha256(path),
     }
+
+
+def step_cost(model, x: torch.Tensor, y: torch.Tensor, *, repeats: int = 3, seed: int = 0,
+              progress: bool = False) -> dict:
+    """What one training step of `model` costs on the batch x (B, 1, 28, 28), y (B,) (chapter 6).
+
+    A NoPropDT takes a `noprop_step` (T block losses, each backward and update, then the output loss);
+    any other classifier one cross-entropy forward/backward and AdamW update. The model is copied, so
+    the caller's weights stay as they are. Returns seconds_per_step (median of `repeats` steps after a
+    warm-up step), saved_bytes_per_step (peak bytes of the tensors saved for backward alive at once,
+    `SavedTensorMeter`) and, on CUDA, peak_device_bytes (torch.cuda.max_memory_allocated).
+    """
+    import copy
+    import statistics
+    import time
+
+    from tqdm.auto import tqdm
+
+    from .noprop import NoPropDT, SavedTensorMeter, _optimisers, noprop_step
+
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}.")
+    net = copy.deepcopy(model).train()
+    device = next(net.parameters()).device
+    x, y = x.to(device), y.to(device)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    if isinstance(net, NoPropDT):
+        opts = _optimisers(net, 1e-4, 0.0)
+
+        def step():
+            noprop_step(net, opts, x, y, gen)
+    else:
+        opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
+
+        def step():
+            loss = torch.nn.functional.cross_entropy(net(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    step()  # warm-up: allocations, optimiser state
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    times, peak = [], 0
+    for _ in tqdm(range(repeats), desc=f"timing {type(net).__name__} steps", disable=not progress):
+        sync()
+        t0 = time.perf_counter()
+        with SavedTensorMeter() as meter:
+            step()
+        sync()
+        times.append(time.perf_counter() - t0)
+        peak = max(peak, meter.peak)
+    out = {"seconds_per_step": statistics.median(times), "saved_bytes_per_step": peak,
+           "batch_size": int(x.shape[0]), "device": str(device)}
+    if device.type == "cuda":
+        out["peak_device_bytes"] = torch.cuda.max_memory_allocated()
+    return out
+
+
+def noprop_accuracies(model, x: torch.Tensor, y: torch.Tensor, *, seed: int = 0,
+                      progress: bool = True) -> dict:
+    """Test accuracy of a NoPropDT under each inference: one noisy chain (the paper's), the average of
+    p(y|z_T) over 8 chains, and the mean path (no noise). Images x (N, 1, 28, 28), labels y (N,)."""
+    from .noprop import accuracy, predict
+
+    device = next(model.parameters()).device
+    chains = predict(model, x, noise=True, samples=8, per_chain=True, mean_path=True, progress=progress,
+                     generator=torch.Generator(device=device).manual_seed(seed))
+    return {"one_chain": accuracy(chains[0], y), "eight_chains": accuracy(chains[:8].mean(0), y),
+            "mean_path": accuracy(chains[8], y)}
+
+
+def bench_noprop(args) -> dict:
+    """NoProp-DT against the backprop chain, Fashion-MNIST (book split): accuracy of the committed
+    checkpoints on the test images, seconds and saved bytes per training step at one batch size."""
+    from .config import pick_device
+    from .noprop import NOPROP_INFERENCE, accuracy, load_split, predict
+    from .recipes import build, checkpoint_path
+    from .weights import load_weights
+
+    if args.batch_size < 2:
+        raise ValueError(f"--batch-size must be at least 2 (batch normalisation), got {args.batch_size}.")
+    x_test, y_test, name = load_split(args.dataset, "test")
+    x_train, y_train, _ = load_split(args.dataset, "train")
+    device = pick_device()
+    idx = torch.randperm(len(y_train), generator=torch.Generator().manual_seed(args.seed))[:args.batch_size]
+    out = {"dataset": name, "split": "test", "test_images": len(y_test),
+           "step_batch": f"{args.batch_size} train images, the same batch for both methods",
+           "batch_size": args.batch_size, "device": str(device), "threads": torch.get_num_threads(),
+           "torch": torch.__version__}
+    for key, recipe in (("noprop", "noprop"), ("backprop", "noprop-backprop")):
+        path = Path(args.checkpoint) if (args.checkpoint and key == "noprop") else checkpoint_path(recipe)
+        model, _ = load_weights(path, build, expect={"data": "fashion-mnist-labelled"}, map_location=device)
+        row = {}
+        if key == "noprop":
+            row["test_accuracy_by_inference"] = noprop_accuracies(model, x_test, y_test, seed=args.seed)
+            row["test_accuracy"] = row["test_accuracy_by_inference"][NOPROP_INFERENCE]
+            row["inference"] = NOPROP_INFERENCE
+        else:
+            row["test_accuracy"] = accuracy(predict(model, x_test, progress=True), y_test)
+        row.update(step_cost(model, x_train[idx], y_train[idx], repeats=3, seed=args.seed, progress=True))
+        row.update({"checkpoint": str(path), "checkpoint_sha256": file_sha256(path)})
+        out[key] = row
+    out["saved_bytes_ratio"] = out["noprop"]["saved_bytes_per_step"] / out["backprop"]["saved_bytes_per_step"]
+    return out

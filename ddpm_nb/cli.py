@@ -78,8 +78,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"{recipe.name}: {recipe.what}; {sum(p.numel() for p in model.parameters()):,} parameters; "
           f"{cfg.steps} steps on {device}")
     t0 = time.time()
-    result = train(model, recipe.loss(), recipe.data(), cfg, device=device, state_path=state,
-                   desc=recipe.name)
+    def fit(m, d, c, **kw):  # a recipe may bring its own training loop (NoProp trains block by block)
+        return recipe.fit(m, d, c, **kw) if recipe.fit is not None else train(m, recipe.loss(), d, c, **kw)
+
+    result = fit(model, recipe.data(), cfg, device=device, state_path=state, desc=recipe.name)
     meta = {"command": "ddpm-nb " + " ".join(args.argv), "steps": result.steps,
             "seconds": round(result.seconds, 1), "wall_seconds_this_run": round(time.time() - t0, 1),
             "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
@@ -94,9 +96,30 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
     runners = {"elbo": bench.bench_elbo, "images": bench.bench_images, "samplers": bench.bench_samplers}
+    runners["noprop"] = bench.bench_noprop
     if args.what not in runners:
         raise ValueError(f"Unknown benchmark {args.what!r}: choose one of {', '.join(runners)}.")
     _write_json(args.json, runners[args.what](args))
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    if args.what != "pusht":
+        raise ValueError(f"Unknown evaluation {args.what!r}: choose one of pusht.")
+    import torch
+
+    from .policy import evaluate_checkpoint
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        result = evaluate_checkpoint(args.policy, sampler=args.sampler, steps=args.steps, first=args.first,
+                                     checkpoint=args.checkpoint, episodes=args.episodes, seed=args.seed,
+                                     threads=args.threads)
+    except FileNotFoundError as e:
+        raise ValueError(str(e)) from e
+    _write_json(args.json, {"command": "ddpm-nb " + " ".join(args.argv), **result,
+                            "torch": torch.__version__, "threads": torch.get_num_threads()})
     return 0
 
 
@@ -117,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one of the book's models and save its checkpoint",
                        description="Train a model of the book (a recipe in ddpm_nb.recipes) and save its "
                                    "EMA weights; resumable: rerun the same command after an interruption.")
-    p.add_argument("model", help="ddpm-2d | ddpm-images")
+    p.add_argument("model", help="ddpm-2d | ddpm-images | fashion-classifier | noprop | noprop-backprop | "
+                                 "pusht | pusht-bc")
     p.add_argument("--steps", type=int, help="override the number of training steps")
     p.add_argument("--quick", action="store_true", help="the tiny test-size run")
     p.add_argument("--device", choices=["cuda", "mps", "cpu"], help="default: the best available")
@@ -127,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_train)
 
     p = sub.add_parser("bench", help="measure a number the book quotes and write it as JSON")
-    p.add_argument("what", help="elbo | images | samplers")
+    p.add_argument("what", help="elbo | images | samplers | noprop")
     p.add_argument("--json", help="write the result to this file too")
     p.add_argument("--checkpoint", help="checkpoint to evaluate (default: the committed one)")
     p.add_argument("--points", type=int, default=2000, help="fresh data points (elbo, samplers' NLL)")
@@ -140,7 +164,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=5, help="repetitions for the spread (samplers)")
     p.add_argument("--rtol", type=float, default=1e-6, help="ODE solver tolerance for the NLL (samplers)")
     p.add_argument("--seed", type=int, default=12345)
+    p.add_argument("--dataset", default="fashion-mnist", help="data set (noprop)")
+    p.add_argument("--batch-size", type=int, default=128, help="training batch for the step timings (noprop)")
     p.set_defaults(run=_cmd_bench)
+
+    p = sub.add_parser("eval", help="score a trained policy in its environment and write it as JSON",
+                       description="Evaluate a PushT policy as Diffusion Policy did: episodes from seeds "
+                                   "S .. S+N-1 (S = 100000 for reported numbers), score = mean max reward.")
+    p.add_argument("what", help="pusht")
+    p.add_argument("--policy", choices=["diffusion", "bc"], default="diffusion",
+                   help="diffusion (checkpoints/pusht.pt) or bc, the MSE baseline (checkpoints/pusht-bc.pt)")
+    p.add_argument("--sampler", help="diffusion only: ddim (default, 10 steps from step T-1) | ddpm | ...")
+    p.add_argument("--steps", type=int, help="sampler steps (ddim default 10; ddpm: all)")
+    p.add_argument("--first", type=int, help="step the reverse process starts from (default T-1; ddpm T)")
+    p.add_argument("--checkpoint", help="policy checkpoint (default: the committed one)")
+    p.add_argument("--episodes", type=int, default=50)
+    p.add_argument("--seed", type=int, default=100000, help="first episode seed")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--json", help="write the result to this file too")
+    p.set_defaults(run=_cmd_eval)
     return parser
 
 

@@ -50,6 +50,8 @@ class Recipe:
     config: dict  # {"net": ..., "net_config": {...}, "schedule": {"kind", "T"}, "data": ...}
     train: TrainConfig
     quick: TrainConfig
+    # fit(model, data, cfg, *, device, state_path, desc) -> TrainResult; None: the book's `train` loop
+    fit: Callable | None = None
 
     def data(self) -> Callable | torch.Tensor:
         return _DATA[self.config["data"]]()
@@ -63,8 +65,10 @@ class Recipe:
             return ce
         beta = schedule_of(self.config)
 
+        t_power = self.config.get("t_power", 1.0)
+
         def loss_fn(model: nn.Module, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-            return l_simple(model, batch, beta.to(batch), generator=generator)
+            return l_simple(model, batch, beta.to(batch), generator=generator, t_power=t_power)
 
         return loss_fn
 
@@ -76,6 +80,11 @@ def schedule_of(config: dict) -> torch.Tensor:
 def build(config: dict) -> nn.Module:
     """The network described by a recipe config (as stored in a checkpoint)."""
     nets = {"MLPDenoiser": MLPDenoiser, "UNet2D": UNet2D, "ImageClassifier": ImageClassifier}
+    nets.update(_noprop_nets())
+    if config.get("kind") == "pusht-policy":  # chapter 5: a UNet1D with its normalisers (ddpm_nb.policy)
+        from .policy import PolicyModel
+
+        return PolicyModel(config).float()
     if config.get("net") not in nets:
         raise ValueError(f"Unknown network {config.get('net')!r} in the config: one of {', '.join(nets)}.")
     return nets[config["net"]](**config["net_config"]).float()  # float32 whatever the default dtype
@@ -139,6 +148,76 @@ RECIPES = {
 }
 
 
+def _noprop_nets() -> dict:
+    from .noprop import BackpropChain, NoPropDT
+
+    return {"NoPropDT": NoPropDT, "BackpropChain": BackpropChain}
+
+
+def _fit_noprop(model, data, cfg, **kw):
+    from .noprop import train_noprop
+
+    return train_noprop(model, data, cfg, **kw)
+
+
+# Chapter 6: NoProp-DT and the same blocks trained end to end (Fashion-MNIST, book split, train part).
+_NOPROP = TrainConfig(steps=1200, batch_size=128, lr=2e-3, weight_decay=1e-4, warmup=80, min_lr_ratio=0.0,
+                      grad_clip=None, ema_decay=0.995, seed=0, ckpt_every=50, log_every=20)
+RECIPES["noprop"] = Recipe(
+    name="noprop",
+    what="NoProp-DT on Fashion-MNIST (book split, train part): T = 10 blocks, each trained on its own "
+         "loss with its own AdamW, one-hot class embeddings, cosine schedule in NoProp's convention",
+    config={"net": "NoPropDT", "net_config": {"T": 10, "classes": 10, "embed": "onehot", "embed_dim": None,
+                                              "schedule": "cosine", "eta": 1.0, "width": 128},
+            "objective": "noprop", "data": "fashion-mnist-labelled"},
+    train=_NOPROP, quick=replace(_NOPROP, steps=4, warmup=1, ckpt_every=2, batch_size=16), fit=_fit_noprop)
+RECIPES["noprop-backprop"] = Recipe(
+    name="noprop-backprop",
+    what="The same T = 10 blocks chained (z_t = z_(t-1) + block_t(z_(t-1), x)) and trained end to end by "
+         "back-propagation with cross-entropy, on Fashion-MNIST (book split, train part)",
+    config={"net": "BackpropChain", "net_config": {"T": 10, "classes": 10, "width": 128},
+            "objective": "cross_entropy", "data": "fashion-mnist-labelled"},
+    train=replace(_NOPROP, steps=600, warmup=40),
+    quick=replace(_NOPROP, steps=4, warmup=1, ckpt_every=2, batch_size=16))
+
+
+def _pusht():
+    from .data.pusht import load_pusht
+
+    return load_pusht()
+
+
+def _fit_pusht(model, data, cfg, **kw):
+    from .pusht_train import fit_policy
+
+    return fit_policy(model, data, cfg, **kw)
+
+
+# Chapter 5: Diffusion Policy on PushT (state observations) and its MSE regression baseline; the same
+# 1-D UNet (ddpm_nb.pusht_train.recipe_config gives these configs back; a test checks they agree).
+_DATA["pusht"] = _pusht
+_PUSHT = TrainConfig(steps=12000, batch_size=64, lr=1e-3, weight_decay=0.0, warmup=500, min_lr_ratio=0.0,
+                     grad_clip=1.0, ema_decay=0.999, seed=0, ckpt_every=500, log_every=100)
+_PUSHT_NET = {"action_dim": 2, "obs_dim": 6, "obs_horizon": 2, "down_dims": [32, 64, 128], "kernel": 5,
+              "groups": 8, "step_dim": 64}
+RECIPES["pusht"] = Recipe(
+    name="pusht",
+    what="Diffusion Policy on PushT (state observations, sin/cos angle; 186 training episodes): 1-D UNet "
+         "ε-predictor of 16-step action chunks given 2 observations, cosine schedule, T = 100",
+    config={"kind": "pusht-policy", "objective": "diffusion", "features": "sincos",
+            "net": {**_PUSHT_NET, "time_input": True}, "schedule": {"kind": "cosine", "T": 100},
+            "data": "pusht"},
+    train=_PUSHT, quick=replace(_PUSHT, steps=20, warmup=2, ckpt_every=10, log_every=5), fit=_fit_pusht)
+RECIPES["pusht-bc"] = Recipe(
+    name="pusht-bc",
+    what="The MSE regression baseline on PushT: the same 1-D UNet without a step input maps 2 "
+         "observations to the 16-step action chunk directly",
+    config={"kind": "pusht-policy", "objective": "regression", "features": "sincos",
+            "net": {**_PUSHT_NET, "time_input": False}, "data": "pusht"},
+    train=replace(_PUSHT, steps=4000), quick=replace(_PUSHT, steps=20, warmup=2, ckpt_every=10, log_every=5),
+    fit=_fit_pusht)
+
+
 def get_recipe(name: str) -> Recipe:
     if name not in RECIPES:
         raise ValueError(f"Unknown model {name!r}: choose one of {', '.join(RECIPES)}.")
@@ -169,6 +248,8 @@ def load(name: str, *, train: bool = False, device: str | None = None) -> nn.Mod
 
     def train_fn():
         torch.manual_seed(recipe.train.seed)
+        if recipe.fit is not None:
+            return recipe.fit(build(recipe.config), recipe.data(), recipe.train, device=dev, desc=name)
         return run(build(recipe.config), recipe.loss(), recipe.data(), recipe.train, device=dev, desc=name)
 
     expect = {k: recipe.config[k] for k in ("net", "data", "schedule", "objective") if k in recipe.config}

@@ -41,7 +41,38 @@ def render() -> str:
         rows.append(f"| `{path.name}` | `{file_sha256(path)}` | {path.stat().st_size / 1e6:.2f} MB | "
                     f"`{meta.get('command', '?')}` | {meta.get('steps', '?')} | {minutes:.1f} min | "
                     f"{device} |")
-    return HEADER + "\n".join(rows) + "\n"
+    return HEADER + "\n".join(rows) + "\n" + render_evaluations()
+
+
+EVAL_HEADER = """
+## Evaluations
+
+Each row is a `NAME.eval.json` in this folder, written by the command in the row (`--json`); the last
+column says whether the checkpoint it scored is the file above (its sha256 matches).
+
+| checkpoint | command | episodes | mean score | success rate | plans/s | sampler | matches |
+|---|---|---|---|---|---|---|---|
+"""
+
+
+def render_evaluations() -> str:
+    """The evaluations stored next to the checkpoints (checkpoints/*.eval.json); "" when there are none."""
+    import json
+
+    rows = []
+    for path in sorted(CKPT.glob("*.eval.json")):
+        r = json.loads(path.read_text())
+        ckpt = ROOT / r["checkpoint"]
+        current = ckpt.is_file() and file_sha256(ckpt) == r.get("checkpoint_sha256")
+        pps = "-" if r.get("plans_per_second") is None else f"{r['plans_per_second']:.1f}"
+        sampler = r.get("sampler") or "?"
+        if r.get("steps") not in (None, 1):
+            sampler += f", {r['steps']} steps from t = {r.get('first')}"
+        seeds = f"{r['episodes']} (seeds {r['seed']}..{r['seed'] + r['episodes'] - 1})"
+        rows.append(f"| `{Path(r['checkpoint']).name}` | `{r['command']}` | {seeds} | "
+                    f"{r['mean_score']:.3f} | {r['success_rate']:.2f} | {pps} | {sampler} | "
+                    f"{'yes' if current else 'NO (stale)'} |")
+    return EVAL_HEADER + "\n".join(rows) + "\n" if rows else ""
 
 
 def main(argv: list[str]) -> int:

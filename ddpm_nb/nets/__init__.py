@@ -3,6 +3,9 @@
 from .classifier import ImageClassifier
 from .embeddings import sinusoidal_embedding
 from .mlp import MLPDenoiser
+from .noprop_blocks import BackpropChain, DenoiseBlock
+from .unet1d import UNet1D
 from .unet2d import UNet2D
 
-__all__ = ["sinusoidal_embedding", "MLPDenoiser", "UNet2D", "ImageClassifier"]
+__all__ = ["sinusoidal_embedding", "MLPDenoiser", "UNet2D", "ImageClassifier", "UNet1D"]
+__all__ += ["DenoiseBlock", "BackpropChain"]

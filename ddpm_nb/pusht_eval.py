@@ -1,0 +1,144 @@
+"""Evaluating a PushT policy as Diffusion Policy did (Chi et al. 2023, sec. 5 and appendix).
+
+Episodes start from the environment's seeds S, S+1, ..., S+N-1 (S = 100000 for reported numbers) and
+run for at most 300 steps. An episode's score is its maximum reward, reward = clip(coverage / 0.95,
+0, 1) with coverage the fraction of the goal region the T block covers; the reported score is the mean
+over episodes. An episode is a success when the coverage exceeds 0.95 at some step (gym-pusht then
+terminates it).
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+__all__ = ["EVAL_SEED", "SUCCESS_COVERAGE", "make_env", "Episode", "rollout", "evaluate"]
+
+EVAL_SEED = 100000  # first seed of the paper's evaluation episodes
+MAX_STEPS = 300
+SUCCESS_COVERAGE = 0.95
+
+
+def make_env():
+    """gym-pusht's PushT with state observations (5,) and actions (2,) in pixels: gymnasium API."""
+    try:
+        import gym_pusht  # noqa: F401  (registers gym_pusht/PushT-v0)
+        import gymnasium
+    except ImportError as err:
+        raise ImportError("The PushT environment needs gym-pusht: pip install gym-pusht") from err
+    return gymnasium.make("gym_pusht/PushT-v0", obs_type="state")
+
+
+@dataclass
+class Episode:
+    """One rollout. observations (n + 1, 5), actions (n, 2), rewards (n,), coverage (n,): float64."""
+
+    seed: int
+    observations: np.ndarray = field(repr=False)
+    actions: np.ndarray = field(repr=False)
+    rewards: np.ndarray = field(repr=False)
+    coverage: np.ndarray = field(repr=False)
+
+    @property
+    def score(self) -> float:
+        """The episode's maximum reward clip(coverage / 0.95, 0, 1) (0 if no step was taken)."""
+        return float(self.rewards.max()) if self.rewards.size else 0.0
+
+    @property
+    def max_coverage(self) -> float:
+        return float(self.coverage.max()) if self.coverage.size else 0.0
+
+    @property
+    def success(self) -> bool:
+        return self.max_coverage > SUCCESS_COVERAGE
+
+
+def rollout(policy, env, seed: int, max_steps: int = MAX_STEPS) -> Episode:
+    """Run `policy` (obs (5,) -> action (2,), with reset(seed)) in `env` from `env.reset(seed=seed)`.
+
+    Stops at success (terminated), at the environment's time limit (truncated) or after `max_steps`.
+    """
+    if max_steps < 1:
+        raise ValueError(f"max_steps must be at least 1, got {max_steps}.")
+    obs, _ = env.reset(seed=int(seed))
+    if hasattr(policy, "reset"):
+        policy.reset(seed=int(seed))
+    observations, actions, rewards, coverage = [np.asarray(obs, dtype=np.float64)], [], [], []
+    for _ in range(max_steps):
+        action = np.asarray(policy(obs), dtype=np.float64)
+        if action.shape != (2,) or not np.isfinite(action).all():
+            raise ValueError(f"The policy must return a finite action of shape (2,), got {action!r}.")
+        obs, reward, terminated, truncated, info = env.step(action)
+        observations.append(np.asarray(obs, dtype=np.float64))
+        actions.append(action)
+        rewards.append(float(reward))
+        coverage.append(float(info["coverage"]))
+        if terminated or truncated:
+            break
+    return Episode(int(seed), np.stack(observations), np.stack(actions), np.array(rewards),
+                   np.array(coverage))
+
+
+@contextmanager
+def _threads(n: int | None):
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def evaluate(policy, episodes: int, seed: int = EVAL_SEED, max_steps: int = MAX_STEPS, *, env=None,
+             checkpoint: str | os.PathLike | None = None, threads: int | None = 1,
+             progress: bool = True) -> dict:
+    """Score `policy` on seeds seed .. seed + episodes - 1, as Chi et al. 2023 did.
+
+    policy: a `RecedingHorizonPolicy` (or any callable obs -> action with reset(seed); plans per second
+    is then None). env: a gymnasium PushT env (default `make_env()`, closed afterwards). torch runs on
+    `threads` threads meanwhile (1: the book's timing convention; None: unchanged). Returns the fields
+    of `ddpm-nb eval pusht`: episodes, mean_score, mean_max_coverage, success_rate, plans_per_second
+    (action-chunk predictions per second of wall time inside the planner), sampler, steps, checkpoint,
+    checkpoint_sha256; plus scores, max_coverages and successes per episode (lists, seed order).
+    """
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"episodes must be a positive integer, got {episodes!r}.")
+    own_env = env is None
+    env = make_env() if own_env else env
+    plans0, seconds0 = getattr(policy, "plans", 0), getattr(policy, "plan_seconds", 0.0)
+    results = []
+    try:
+        with _threads(threads):
+            for s in tqdm(range(seed, seed + episodes), desc="PushT episodes", disable=not progress):
+                results.append(rollout(policy, env, s, max_steps))
+    finally:
+        if own_env:
+            env.close()
+    plans = getattr(policy, "plans", 0) - plans0
+    seconds = getattr(policy, "plan_seconds", 0.0) - seconds0
+    planner = getattr(policy, "planner", None)
+    digest = None
+    if checkpoint is not None:
+        from .weights import file_sha256
+
+        digest = file_sha256(checkpoint)
+    return {
+        "episodes": episodes,
+        "mean_score": float(np.mean([r.score for r in results])),
+        "mean_max_coverage": float(np.mean([r.max_coverage for r in results])),
+        "success_rate": float(np.mean([r.success for r in results])),
+        "plans_per_second": plans / seconds if plans and seconds > 0 else None,
+        "sampler": getattr(planner, "sampler", None),
+        "steps": getattr(planner, "steps", None),
+        "checkpoint": None if checkpoint is None else str(checkpoint),
+        "checkpoint_sha256": digest,
+        "scores": [r.score for r in results],
+        "max_coverages": [r.max_coverage for r in results],
+        "successes": [r.success for r in results],
+    }

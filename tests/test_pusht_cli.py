@@ -1,0 +1,111 @@
+"""`ddpm-nb train pusht | pusht-bc` and `ddpm-nb eval pusht`: the commands behind chapter 5's numbers.
+
+The end-to-end test trains for a few steps on the real demonstrations (shared data folder) and scores
+the result on one episode of gym-pusht; the committed checkpoints are checked to load with
+weights_only=True and to match their recipes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from ddpm_nb import recipes
+from ddpm_nb.cli import main
+from ddpm_nb.data.pusht import STORE_NAME
+from ddpm_nb.policy import POLICIES, load_policy, make_planner
+from ddpm_nb.pusht_train import policy_config, recipe_config
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"  # what `make` sets DDPM_NB_DATA to
+REAL = SHARED / "pusht" / STORE_NAME
+FIELDS = {"episodes", "mean_score", "mean_max_coverage", "success_rate", "plans_per_second", "sampler",
+          "steps", "checkpoint", "checkpoint_sha256"}
+
+
+@pytest.fixture
+def data_root(monkeypatch):
+    if not REAL.is_dir():
+        pytest.skip(f"the shared data folder has no {REAL}")
+    monkeypatch.setenv("DDPM_NB_DATA", str(SHARED))
+    before = torch.get_num_threads()
+    yield SHARED
+    torch.set_num_threads(before)  # the commands set --threads for the whole process
+
+
+def test_recipes_store_the_configs_the_policy_builds():
+    assert recipes.get_recipe("pusht").config == recipe_config("diffusion")
+    assert recipes.get_recipe("pusht-bc").config == recipe_config("regression")
+    for name in ("pusht", "pusht-bc"):
+        model = recipes.build(recipes.get_recipe(name).config)
+        assert model.config == recipes.get_recipe(name).config  # what a checkpoint stores comes back
+
+
+def test_train_resume_and_eval_end_to_end(tmp_path, data_root, capsys):
+    pytest.importorskip("gym_pusht")
+    out = tmp_path / "pusht.pt"
+    train = ["train", "pusht", "--steps", "60", "--threads", "1", "--out", str(out)]
+    assert main(train) == 0
+    model, meta = load_policy(out, map_location="cpu")
+    assert meta["command"] == "ddpm-nb " + " ".join(train) and meta["steps"] == 60 and meta["seconds"] > 0
+    assert meta["threads"] == 1 and meta["device"] == "cpu" and meta["torch"] == torch.__version__
+    assert model.config == recipes.get_recipe("pusht").config and out.with_suffix(".state.pt").is_file()
+    assert out.stat().st_size <= 20 * 1024 * 1024
+    # rerunning the same command resumes from the saved state: here it is finished, so the same weights
+    assert main(train) == 0
+    again, _ = load_policy(out, map_location="cpu")
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, again.state_dict()[k]), k
+
+    report = tmp_path / "eval.json"
+    assert main(["eval", "pusht", "--policy", "diffusion", "--checkpoint", str(out), "--episodes", "1",
+                 "--seed", "0", "--json", str(report)]) == 0
+    result = json.loads(report.read_text())
+    assert FIELDS <= set(result) and result["episodes"] == 1 and result["policy"] == "diffusion"
+    assert result["sampler"] == "ddim" and result["steps"] == 10 and result["first"] == 99
+    assert 0 <= result["mean_score"] <= 1 and result["plans_per_second"] > 0
+    assert result["command"].startswith("ddpm-nb eval pusht") and len(result["checkpoint_sha256"]) == 64
+
+
+def test_eval_refuses_unknown_samplers_policies_and_mismatched_checkpoints(tmp_path, capsys):
+    assert main(["eval", "pusht", "--sampler", "nope", "--episodes", "1"]) == 2
+    assert "Unknown sampler 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["eval", "pusht", "--policy", "transformer"])
+    assert exit_.value.code == 2 and "invalid choice" in capsys.readouterr().err
+    assert main(["eval", "cartpole"]) == 2
+    assert "Unknown evaluation 'cartpole'" in capsys.readouterr().err
+    assert main(["eval", "pusht", "--checkpoint", str(tmp_path / "none.pt")]) == 2
+    assert "No checkpoint at" in capsys.readouterr().err
+    from ddpm_nb.policy import PolicyModel, save_policy
+
+    save_policy(tmp_path / "diffusion.pt", PolicyModel(policy_config("diffusion", down_dims=(8, 16))))
+    assert main(["eval", "pusht", "--policy", "bc", "--checkpoint", str(tmp_path / "diffusion.pt")]) == 2
+    assert "holds a diffusion policy, not the bc one" in capsys.readouterr().err
+
+
+def test_planner_defaults_and_the_baseline_takes_no_sampler():
+    from ddpm_nb.policy import PolicyModel
+
+    planner = make_planner(PolicyModel(policy_config("diffusion", down_dims=(8, 16))))
+    assert (planner.sampler, planner.steps, planner.first) == ("ddim", 10, 99)
+    ddpm = make_planner(PolicyModel(policy_config("diffusion", down_dims=(8, 16))), "ddpm")
+    assert (ddpm.steps, ddpm.first) == (100, 100)
+    with pytest.raises(ValueError, match="takes no sampler"):
+        make_planner(PolicyModel(policy_config("regression", down_dims=(8, 16))), "ddim")
+
+
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_committed_policy_checkpoint_loads_with_weights_only(policy):
+    name = POLICIES[policy][0]
+    path = recipes.checkpoint_path(name)
+    assert path.is_file(), f"no committed checkpoint {path}: run `ddpm-nb train {name}`"
+    assert path.stat().st_size <= 20 * 1024 * 1024
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    assert raw["config"] == recipes.get_recipe(name).config
+    assert raw["meta"]["command"].startswith(f"ddpm-nb train {name}")
+    model, meta = load_policy(path, map_location="cpu")
+    assert model.objective == POLICIES[policy][1] and meta["steps"] == recipes.get_recipe(name).train.steps
+    assert (model.act_high > model.act_low).all()  # the normalisers travelled with the weights
