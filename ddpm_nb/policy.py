@@ -171,11 +171,21 @@ class DiffusionPlanner:
         self.generator.manual_seed(int(seed))
 
     @torch.no_grad()
-    def sample(self, obs: Tensor) -> Tensor:
-        """Normalised observation windows (B, T_o, D) -> normalised action chunks (B, T_p, A) in [-1, 1]."""
+    def sample(self, obs: Tensor, x: Tensor | None = None) -> Tensor:
+        """Normalised observation windows (B, T_o, D) -> normalised action chunks (B, T_p, A) in [-1, 1].
+
+        x: the starting noise x_T (B, T_p, A); default a fresh draw from the planner's generator (which
+        a stochastic sampler also uses for its per-step noise).
+        """
         self._obs = obs.to(self.device)
         shape = (obs.shape[0], PRED_HORIZON, self.model.net.action_dim)
-        x = torch.randn(shape, generator=self.generator, device=self.device)
+        if x is None:
+            x = torch.randn(shape, generator=self.generator, device=self.device)
+        elif tuple(x.shape) != shape:
+            raise ValueError(f"The starting noise x must have shape {shape} (B, T_p, A), "
+                             f"got {tuple(x.shape)}.")
+        else:
+            x = x.to(self.device, torch.float32)
         extra = {"clip_x0": 1.0} if self.sampler in ("ddpm", "ddim") else {}
         return self.sample_fn(self._denoiser, x, self.ts, generator=self.generator, **extra).clamp(-1.0, 1.0)
 

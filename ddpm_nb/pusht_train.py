@@ -10,7 +10,11 @@ one training loop (`ddpm_nb.train.train`: AdamW, warm-up + cosine lr, gradient c
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +25,8 @@ from .policy import POLICY_KIND, DiffusionPlanner, PolicyModel, RegressionPlanne
 from .train import TrainConfig, TrainResult, train
 
 __all__ = ["policy_config", "recipe_config", "Windows", "prepare", "diffusion_loss", "regression_loss",
-           "validation_loss", "chunk_error", "fit_policy", "train_policy"]
+           "validation_loss", "chunk_error", "fit_policy", "train_policy", "loss_curve", "save_loss_curve",
+           "read_loss_curve"]
 
 Tensor = torch.Tensor
 
@@ -164,3 +169,61 @@ def train_policy(config: dict, data: PushTData, cfg: TrainConfig, *, device: str
     result = fit_policy(PolicyModel(config), data, cfg, device=device, state_path=state_path,
                         progress=progress, callback=callback, windows=windows)
     return result, windows
+
+
+# ---------------------------------------------------------------- training curves of the committed runs
+
+def loss_curve(history: list[float], every: int = 50) -> dict:
+    """Block means of per-update training losses: {"every", "step" (the last update of each block,
+    counted from 1), "mean"}; len(history) must be a multiple of `every`."""
+    if every < 1 or not history or len(history) % every:
+        raise ValueError(f"Need a non-empty history whose length is a multiple of every = {every}, "
+                         f"got {len(history)} losses.")
+    h = torch.tensor(history, dtype=torch.float64).reshape(-1, every)
+    return {"every": every, "step": [every * (i + 1) for i in range(h.shape[0])], "mean": h.mean(1).tolist()}
+
+
+def save_loss_curve(state_path: str | os.PathLike, checkpoint: str | os.PathLike, out: str | os.PathLike, *,
+                    every: int = 50) -> dict:
+    """Write the training-loss curve of a checkpoint, read from the training state of the run that made it.
+
+    The training state (NAME.state.pt, not committed: it holds the optimiser) keeps every update's loss;
+    this writes their block means as a small JSON (NAME.loss.json) next to the checkpoint, with the
+    checkpoint's sha256 and command. The state must be that run's: the same number of updates and the
+    same mean loss over the last 100 updates as the checkpoint's meta, else ValueError. Atomic write.
+    """
+    from .weights import file_sha256
+
+    state = torch.load(state_path, map_location="cpu", weights_only=True)
+    meta = torch.load(checkpoint, map_location="cpu", weights_only=True)["meta"]
+    history = [float(v) for v in state["history"]]
+    last = sum(history[-100:]) / len(history[-100:]) if history else float("nan")
+    if state["step"] != meta["steps"] or len(history) != meta["steps"] or \
+            abs(last - meta["final_loss_mean_last_100"]) > 1e-9:
+        raise ValueError(f"{state_path} is not the training state of the run that made {checkpoint} "
+                         f"(steps {state['step']} vs {meta['steps']}, last-100 mean loss {last:.6g} vs "
+                         f"{meta['final_loss_mean_last_100']:.6g}).")
+    curve = {"checkpoint": f"checkpoints/{Path(checkpoint).name}",
+             "checkpoint_sha256": file_sha256(checkpoint), "command": meta["command"],
+             "batch_size": meta["train"]["batch_size"],
+             "source": f"the per-update training losses kept in {Path(state_path).name}, the training state "
+                       f"of that run", **loss_curve(history, every)}
+    out = Path(out)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(curve, f, indent=1)
+        f.write("\n")
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; a committed file is readable by all
+    os.replace(tmp, out)
+    return curve
+
+
+def read_loss_curve(name: str) -> dict:
+    """The committed training-loss curve of recipe `name`: checkpoints/NAME.loss.json (`save_loss_curve`)."""
+    from .recipes import checkpoint_dir
+
+    path = checkpoint_dir() / f"{name}.loss.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"No training curve at {path}: restore checkpoints/ from the repository, or "
+                                f"write it with `python tools/loss_curve.py {name}` after training.")
+    return json.loads(path.read_text(encoding="utf-8"))

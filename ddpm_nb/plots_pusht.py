@@ -1,0 +1,151 @@
+"""Drawing PushT: the T block, its goal, the agent, demonstration paths and rollouts as animations.
+
+The geometry is gym-pusht's (Chi et al. 2023's PushT): the block is two 30-pixel-thick rectangles, a
+120 x 30 bar and a 30 x 90 stem, given in the block's own frame with the origin at the middle of the
+bar's outer edge; a pose (x, y, θ) puts that origin at (x, y) and turns the block by θ. The agent is a
+disc of radius 15. The goal is the pose (256, 256, π/4). Image coordinates: x to the right, y down
+(as `env.render()` shows it), so the axes drawn here have y pointing down.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.patches import Circle, Polygon
+
+from .plot import PALETTE
+
+__all__ = ["GOAL_POSE", "AGENT_RADIUS", "WORKSPACE", "COLORS", "tee_polygons", "coverage", "draw_scene",
+           "workspace_axes", "animate_episodes", "offline_buttons"]
+
+GOAL_POSE = (256.0, 256.0, math.pi / 4)
+AGENT_RADIUS = 15.0
+WORKSPACE = 512.0
+_SCALE = 30.0
+# the two rectangles of the T in the block's frame (gym-pusht's add_tee, scale 30, length 4)
+_TEE = (np.array([[-2, 1], [2, 1], [2, 0], [-2, 0]], dtype=np.float64) * _SCALE,
+        np.array([[-0.5, 1], [-0.5, 4], [0.5, 4], [0.5, 1]], dtype=np.float64) * _SCALE)
+COLORS = {"goal": "#b8e6b8", "block": "#778899", "agent": "#4169e1", "path": PALETTE[1]}
+
+
+def tee_polygons(pose: Sequence[float] | np.ndarray) -> list[np.ndarray]:
+    """The two rectangles of the T at pose (x, y, θ) as (4, 2) arrays of pixel corners (x right, y down)."""
+    pose = np.asarray(pose, dtype=np.float64)
+    if pose.shape != (3,):
+        raise ValueError(f"A pose is (x, y, θ): shape (3,), got {pose.shape}.")
+    x, y, theta = (float(v) for v in pose)
+    c, s = math.cos(theta), math.sin(theta)
+    rot = np.array([[c, -s], [s, c]])
+    return [part @ rot.T + np.array([x, y]) for part in _TEE]
+
+
+def coverage(pose: Sequence[float] | np.ndarray, goal: Sequence[float] = GOAL_POSE) -> float:
+    """The fraction of the goal T's area that the block at `pose` covers (gym-pusht's coverage)."""
+    from shapely.geometry import Polygon as ShapelyPolygon
+    from shapely.ops import unary_union
+
+    block, target = (unary_union([ShapelyPolygon(p) for p in tee_polygons(q)]) for q in (pose, goal))
+    return float(block.intersection(target).area / target.area)
+
+
+def workspace_axes(ax=None, *, size: float = 3.2, ticks: bool = False):
+    """An axis showing the 512 x 512 workspace with y pointing down (like the environment's image)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(size, size))
+    ax.set(xlim=(0, WORKSPACE), ylim=(WORKSPACE, 0), aspect="equal")
+    ax.grid(False)
+    for spine in ax.spines.values():  # the workspace is a closed box (the book's style hides two spines)
+        spine.set(visible=True, color="#999999", linewidth=0.8)
+    if not ticks:
+        ax.set(xticks=[], yticks=[])
+    return ax
+
+
+def draw_scene(ax, state: Sequence[float] | np.ndarray | None = None, *, goal: bool = True,
+               block_alpha: float = 0.9, agent: bool = True) -> list:
+    """Draw the goal (green), the block (grey) and the agent (blue disc) of a PushT state (5,) =
+    agent x, y, block x, y, θ on `ax`; state None draws the goal only. Returns the artists."""
+    artists = []
+    if goal:
+        for part in tee_polygons(GOAL_POSE):
+            artists.append(ax.add_patch(Polygon(part, closed=True, color=COLORS["goal"], zorder=0)))
+    if state is not None:
+        state = np.asarray(state, dtype=np.float64)
+        if state.shape != (5,):
+            raise ValueError(f"A PushT state is (agent x, y, block x, y, θ): shape (5,), got {state.shape}.")
+        for part in tee_polygons(state[2:5]):
+            artists.append(ax.add_patch(Polygon(part, closed=True, color=COLORS["block"], alpha=block_alpha,
+                                                zorder=1)))
+        if agent:
+            artists.append(ax.add_patch(Circle(state[:2], AGENT_RADIUS, color=COLORS["agent"], zorder=3)))
+    return artists
+
+
+def animate_episodes(observations: Sequence[np.ndarray], titles: Sequence[str], *, every: int = 4,
+                     coverages: Sequence[np.ndarray] | None = None, panel: float = 3.2, dpi: int = 72,
+                     interval: int = 120, frame_format: str = "jpeg"):
+    """Side-by-side rollouts as one HTML animation (matplotlib's to_jshtml, works offline).
+
+    observations: one (n_i + 1, 5) array per episode (agent x, y, block x, y, θ at each step); every:
+    draw every `every`-th step (the last step is always drawn; a finished episode stays on its last
+    frame); coverages: optional (n_i,) per episode, shown in the panel's title; frame_format: "jpeg"
+    (about half the bytes of "png" for these drawings) or "png". Returns IPython HTML.
+    """
+    from IPython.display import HTML
+    from matplotlib import animation
+
+    obs = [np.asarray(o, dtype=np.float64) for o in observations]
+    if not obs or any(o.ndim != 2 or o.shape[1] != 5 or len(o) < 1 for o in obs):
+        raise ValueError("observations must be a non-empty list of (n + 1, 5) arrays of PushT states.")
+    if len(titles) != len(obs):
+        raise ValueError(f"Give one title per episode: {len(obs)} episodes, {len(titles)} titles.")
+    if every < 1:
+        raise ValueError(f"every must be at least 1, got {every}.")
+    if frame_format not in ("jpeg", "png"):
+        raise ValueError(f"frame_format must be 'jpeg' or 'png', got {frame_format!r}.")
+    longest = max(len(o) for o in obs)
+    frames = sorted(set(range(0, longest, every)) | {longest - 1})
+    fig, axes = plt.subplots(1, len(obs), figsize=(panel * len(obs), panel + 0.35), dpi=dpi, squeeze=False)
+    axes = axes[0]
+
+    def draw(k: int):
+        for ax, o, name, i in zip(axes, obs, titles, range(len(obs)), strict=True):
+            ax.clear()
+            workspace_axes(ax)
+            step = min(frames[k], len(o) - 1)
+            ax.plot(o[: step + 1, 0], o[: step + 1, 1], color=COLORS["path"], lw=1, alpha=0.7, zorder=2)
+            draw_scene(ax, o[step])
+            cov = ""
+            if coverages is not None and step > 0:
+                cov = f", coverage {np.asarray(coverages[i])[step - 1]:.2f}"
+            ax.set_title(f"{name}\nstep {step}{cov}", fontsize=8)
+        return []
+
+    draw(0)
+    fig.tight_layout()  # after a first drawing, so that the titles are given room
+    anim = animation.FuncAnimation(fig, draw, frames=len(frames), interval=interval, blit=False)
+    # the frames are saved at savefig.dpi (not the figure's dpi), in animation.frame_format
+    with mpl.rc_context({"savefig.dpi": dpi, "animation.frame_format": frame_format}):
+        html = anim.to_jshtml(default_mode="once")
+    plt.close(fig)
+    return HTML(offline_buttons(html))
+
+
+# matplotlib's player draws its buttons with Font Awesome icons from a CDN: offline they are blank.
+_ICONS = {"fa fa-minus": "−", "fa fa-fast-backward": "⏮", "fa fa-step-backward": "◁",
+          "fa fa-play fa-flip-horizontal": "◀", "fa fa-pause": "⏸", "fa fa-play": "▶",
+          "fa fa-step-forward": "▷", "fa fa-fast-forward": "⏭", "fa fa-plus": "+"}
+
+
+def offline_buttons(html: str) -> str:
+    """An HTML animation from matplotlib's `to_jshtml` without its Font Awesome stylesheet (fetched from a
+    CDN): each button's icon becomes a Unicode symbol, so the player works with no network."""
+    html = re.sub(r'<link rel="stylesheet"\s+href="https://[^"]*font-awesome[^"]*">', "", html)
+    for cls, symbol in _ICONS.items():
+        html = html.replace(f'<i class="{cls}"></i>', symbol)
+    return html
