@@ -31,3 +31,12 @@ def tags(cell: dict) -> list[str]:
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
+
+
+def use_folders(monkeypatch, data: Path | None, cache: Path) -> None:
+    """Point the data loaders at `data` (None: no DDPM_NB_DATA at all) and the cache at `cache`."""
+    if data is None:
+        monkeypatch.delenv("DDPM_NB_DATA", raising=False)
+    else:
+        monkeypatch.setenv("DDPM_NB_DATA", str(data))
+    monkeypatch.setenv("DDPM_NB_CACHE", str(cache))

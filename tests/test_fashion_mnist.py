@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import use_folders
 from test_cache import LABEL_MD5, OFFICIAL, refused_url, serving
 
 from ddpm_nb.data import fashion_mnist as fm
@@ -34,14 +35,6 @@ def _fresh_caches():
     forget_loaded()
     yield
     forget_loaded()
-
-
-def use_folders(monkeypatch, data: Path | None, cache: Path) -> None:
-    if data is None:
-        monkeypatch.delenv("DDPM_NB_DATA", raising=False)
-    else:
-        monkeypatch.setenv("DDPM_NB_DATA", str(data))
-    monkeypatch.setenv("DDPM_NB_CACHE", str(cache))
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

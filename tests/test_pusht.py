@@ -17,6 +17,7 @@ import blosc
 import numpy as np
 import pytest
 import torch
+from conftest import use_folders
 from test_cache import refused_url, serving
 
 from ddpm_nb.data import pusht
@@ -153,14 +154,6 @@ def test_verify_store_checks_the_released_counts(tmp_path):
 
 
 # ---------------------------------------------------------------- where the data are looked for, and download
-
-def use_folders(monkeypatch, data: Path | None, cache: Path) -> None:
-    if data is None:
-        monkeypatch.delenv("DDPM_NB_DATA", raising=False)
-    else:
-        monkeypatch.setenv("DDPM_NB_DATA", str(data))
-    monkeypatch.setenv("DDPM_NB_CACHE", str(cache))
-
 
 def test_load_reads_the_data_root_first(monkeypatch, tmp_path, real):
     use_folders(monkeypatch, SHARED, tmp_path / "cache")
