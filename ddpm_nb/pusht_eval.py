@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-__all__ = ["EVAL_SEED", "SUCCESS_COVERAGE", "make_env", "Episode", "rollout", "evaluate"]
+__all__ = ["EVAL_SEED", "SUCCESS_COVERAGE", "make_env", "Episode", "rollout", "evaluate", "merge_evaluations"]
 
 EVAL_SEED = 100000  # first seed of the paper's evaluation episodes
 MAX_STEPS = 300
@@ -141,4 +141,33 @@ def evaluate(policy, episodes: int, seed: int = EVAL_SEED, max_steps: int = MAX_
         "scores": [r.score for r in results],
         "max_coverages": [r.max_coverage for r in results],
         "successes": [r.success for r in results],
+        "seed": seed,
+        "plans": plans,
+        "plan_seconds": seconds,
     }
+
+
+def merge_evaluations(parts: list[dict]) -> dict:
+    """One evaluation from `evaluate` results on consecutive seed ranges (a long run split in pieces).
+
+    The parts must be of the same planner and checkpoint and follow each other seed by seed; the means
+    and plans per second are recomputed over all episodes (plans / seconds summed, not averaged).
+    """
+    if not parts:
+        raise ValueError("merge_evaluations needs at least one evaluation.")
+    first = parts[0]
+    for prev, part in zip(parts, parts[1:], strict=False):
+        if part["seed"] != prev["seed"] + prev["episodes"]:
+            raise ValueError(f"Evaluations must cover consecutive seeds: {prev['seed']}+{prev['episodes']} "
+                             f"is followed by {part['seed']}.")
+        if any(part[k] != first[k] for k in ("sampler", "steps", "checkpoint_sha256")):
+            raise ValueError("Evaluations of different planners or checkpoints cannot be merged.")
+    scores = [v for p in parts for v in p["scores"]]
+    covs = [v for p in parts for v in p["max_coverages"]]
+    succ = [v for p in parts for v in p["successes"]]
+    plans, seconds = sum(p["plans"] for p in parts), sum(p["plan_seconds"] for p in parts)
+    return {**first, "episodes": len(scores), "mean_score": float(np.mean(scores)),
+            "mean_max_coverage": float(np.mean(covs)), "success_rate": float(np.mean(succ)),
+            "plans_per_second": plans / seconds if plans and seconds > 0 else None,
+            "scores": scores, "max_coverages": covs, "successes": succ, "plans": plans,
+            "plan_seconds": seconds}

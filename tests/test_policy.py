@@ -250,6 +250,25 @@ def test_one_episode_smoke_evaluation(env):
         evaluate(policy, 0, env=env)
 
 
+def test_split_evaluations_merge_into_the_whole(env):
+    from ddpm_nb.pusht_eval import merge_evaluations
+
+    def run(episodes, seed):
+        policy = RecedingHorizonPolicy(DiffusionPlanner(tiny_policy(), "ddim", 3))
+        return evaluate(policy, episodes, seed=seed, max_steps=12, env=env, progress=False)
+
+    whole, parts = run(3, 7), [run(1, 7), run(2, 8)]
+    merged = merge_evaluations(parts)
+    assert merged["episodes"] == 3 and merged["seed"] == 7 and merged["scores"] == whole["scores"]
+    assert merged["mean_score"] == pytest.approx(whole["mean_score"])
+    assert merged["plans"] == whole["plans"] == 6  # 12 steps: plans at 0 and 8, per episode
+    assert merged["plans_per_second"] == pytest.approx(merged["plans"] / merged["plan_seconds"])
+    with pytest.raises(ValueError, match="consecutive seeds"):
+        merge_evaluations([parts[1], parts[0]])
+    with pytest.raises(ValueError, match="at least one"):
+        merge_evaluations([])
+
+
 # ---------------------------------------------------------------- training (a few steps of a tiny net)
 
 @pytest.fixture(scope="module")
