@@ -115,3 +115,14 @@ def test_bench_samplers_writes_its_json(tmp_path):
     assert all(row["swd"] > 0 and row["seconds"] > 0 for row in r["rows"])
     assert {"ode", "true", "gap", "gap_stderr", "points", "rtol"} <= set(r["nll"])
     assert main(["bench", "samplers", "--samplers", "magic"]) == 2
+
+
+def test_bench_runs_ddpm_once_at_T_whatever_the_nfe_list():
+    from ddpm_nb.bench import sampler_rows
+    from ddpm_nb.nets import MLPDenoiser
+    from ddpm_nb.samplers import Denoiser
+    from ddpm_nb.schedules import beta_schedule
+
+    base = Denoiser(MLPDenoiser(width=16, depth=1, emb_dim=8), beta_schedule("linear", 20))
+    rows = sampler_rows(base, ["ddpm", "ddim"], [5], n=100, seeds=2, progress=False)
+    assert [(r["sampler"], r["nfe"]) for r in rows] == [("ddpm", 20), ("ddim", 5)]
