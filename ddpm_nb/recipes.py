@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from .elbo import l_simple
-from .nets import ImageClassifier, MLPDenoiser, UNet2D
+from .nets import ImageClassifier, MLPDenoiser, UNet2D, VPrediction
 from .samplers import Denoiser
-from .schedules import beta_schedule
+from .schedules import alpha_bar, beta_schedule
 from .train import TrainConfig
 
 __all__ = [
@@ -66,9 +66,16 @@ class Recipe:
         beta = schedule_of(self.config)
 
         t_power = self.config.get("t_power", 1.0)
+        # v-prediction: the network's ε is σ_t x_t + α_t v̂, and ‖ε - ε̂‖² = ᾱ_t ‖v - v̂‖², so the
+        # v-loss of Salimans & Ho (2022) is L_simple weighted by 1 / ᾱ_t.
+        weights = None
+        if _prediction(self.config) == "v":
+            weights = 1 / alpha_bar(beta_schedule(self.config["schedule"]["kind"], self.config["schedule"]["T"]))
+            weights = weights.float()
 
         def loss_fn(model: nn.Module, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-            return l_simple(model, batch, beta.to(batch), generator=generator, t_power=t_power)
+            return l_simple(model, batch, beta.to(batch), generator=generator, t_power=t_power,
+                            weights=weights)
 
         return loss_fn
 
@@ -87,7 +94,18 @@ def build(config: dict) -> nn.Module:
         return PolicyModel(config).float()
     if config.get("net") not in nets:
         raise ValueError(f"Unknown network {config.get('net')!r} in the config: one of {', '.join(nets)}.")
-    return nets[config["net"]](**config["net_config"]).float()  # float32 whatever the default dtype
+    net = nets[config["net"]](**config["net_config"]).float()  # float32 whatever the default dtype
+    if _prediction(config) == "v":
+        net = VPrediction(net, beta_schedule(config["schedule"]["kind"], config["schedule"]["T"]))
+    return net
+
+
+def _prediction(config: dict) -> str:
+    """What the network outputs: "eps" (the default) or "v" (wrapped by VPrediction into an ε)."""
+    prediction = config.get("prediction", "eps")
+    if prediction not in ("eps", "v"):
+        raise ValueError(f"Unknown prediction {prediction!r} in the config: one of eps, v.")
+    return prediction
 
 
 def denoiser_from(model: nn.Module, config: dict) -> Denoiser:
@@ -128,9 +146,9 @@ _CLS = TrainConfig(steps=3000, batch_size=128, lr=2e-3, weight_decay=1e-4, warmu
 RECIPES = {
     "ddpm-2d": Recipe(
         name="ddpm-2d",
-        what="MLP ε-predictor on the 8-Gaussian mixture (chapters 2-4), linear schedule, T = 1000",
+        what="MLP v-predictor (called as an ε-predictor) on the 8-Gaussian mixture (chapters 2-4), linear schedule, T = 1000",
         config={"net": "MLPDenoiser", "net_config": {"dim": 2, "width": 256, "depth": 4, "emb_dim": 64},
-                "schedule": {"kind": "linear", "T": 1000}, "data": "8gaussians"},
+                "prediction": "v", "schedule": {"kind": "linear", "T": 1000}, "data": "8gaussians"},
         train=_2D, quick=replace(_2D, steps=300, warmup=30, ckpt_every=100)),
     "ddpm-images": Recipe(
         name="ddpm-images",
