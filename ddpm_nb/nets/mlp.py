@@ -25,25 +25,17 @@ class _Block(nn.Module):
 class MLPDenoiser(nn.Module):
     """ε_θ(x_t, t) for x_t (B, dim): residual MLP blocks, each told the step through its embedding.
 
-    skip=True adds a linear path g(t) ⊙ x_t, with the gain g learnt from the step embedding (zero at
-    initialisation). Where the data is drowned in noise, ε* is nearly linear in x_t (ε* ≈ x_t at
-    t = T); the LayerNorm-ed blocks can only approximate a linear map, and the few-step ODE solvers
-    magnify that error (chapter 4), so the network gets the linear map for free and learns the rest.
-    """
+    The same network serves as a v-predictor when wrapped by `nets.prediction.VPrediction` (the 2-D
+    model of chapters 2-4)."""
 
-    def __init__(self, dim: int = 2, width: int = 256, depth: int = 4, emb_dim: int = 64, skip: bool = False):
+    def __init__(self, dim: int = 2, width: int = 256, depth: int = 4, emb_dim: int = 64):
         super().__init__()
-        self.config = {"dim": dim, "width": width, "depth": depth, "emb_dim": emb_dim, "skip": skip}
+        self.config = {"dim": dim, "width": width, "depth": depth, "emb_dim": emb_dim}
         self.dim = dim
         self.inp = nn.Linear(dim, width)
         self.time = TimeEmbedding(emb_dim, width)
         self.blocks = nn.ModuleList(_Block(width) for _ in range(depth))
         self.out = nn.Sequential(nn.LayerNorm(width), nn.SiLU(), nn.Linear(width, dim))
-        self.gain = None
-        if skip:
-            self.gain = nn.Linear(width, dim)
-            nn.init.zeros_(self.gain.weight)
-            nn.init.zeros_(self.gain.bias)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2 or x.shape[1] != self.dim:
@@ -53,5 +45,4 @@ class MLPDenoiser(nn.Module):
         h, e = self.inp(x), self.time(t)
         for block in self.blocks:
             h = block(h, e)
-        out = self.out(h)
-        return out if self.gain is None else out + self.gain(e) * x
+        return self.out(h)
