@@ -162,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samplers", help="comma-separated sampler names (samplers; default all)")
     p.add_argument("--nfe", default="5,10,20,50,100,1000", help="network evaluations to try (samplers)")
     p.add_argument("--seeds", type=int, default=5, help="repetitions for the spread (samplers)")
+    p.add_argument("--floor-pairs", type=int, default=50,
+                   help="pairs of data draws for the data-vs-data floor and its spread (samplers)")
     p.add_argument("--rtol", type=float, default=1e-6, help="ODE solver tolerance for the NLL (samplers)")
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--dataset", default="fashion-mnist", help="data set (noprop)")

@@ -106,19 +106,21 @@ def test_bench_samplers_writes_its_json(tmp_path):
     out = tmp_path / "samplers.json"
     assert main(["bench", "samplers", "--samples", "200", "--seeds", "2", "--nfe", "5,11",
                  "--samplers", "ddim,dpm_solver,heun", "--points", "30", "--rtol", "1e-4",
-                 "--json", str(out)]) == 0
+                 "--floor-pairs", "3", "--json", str(out)]) == 0
     r = json.loads(out.read_text())
     assert {"swd_floor", "swd_floor_std", "rows", "nll", "checkpoint", "checkpoint_sha256"} <= set(r)
     nfe = {(row["sampler"], row["nfe"]) for row in r["rows"]}
     assert nfe == {("ddim", 5), ("ddim", 11), ("dpm_solver", 5), ("dpm_solver", 11),
                    ("heun", 5), ("heun", 11)}  # counted evaluations, equal to the budget here
     assert all(row["swd"] > 0 and row["seconds"] > 0 for row in r["rows"])
+    assert r["floor_pairs"] == 3 and all(len(row["swd_seeds"]) == 2 for row in r["rows"])
+    assert main(["bench", "samplers", "--floor-pairs", "1"]) == 2
     assert {"ode", "true", "gap", "gap_stderr", "points", "rtol"} <= set(r["nll"])
     assert main(["bench", "samplers", "--samplers", "magic"]) == 2
 
 
 def test_bench_runs_ddpm_once_at_T_whatever_the_nfe_list():
-    from ddpm_nb.bench import sampler_rows
+    from ddpm_nb.bench import paired_with_ddpm, sampler_rows
     from ddpm_nb.nets import MLPDenoiser
     from ddpm_nb.samplers import Denoiser
     from ddpm_nb.schedules import beta_schedule
@@ -126,3 +128,8 @@ def test_bench_runs_ddpm_once_at_T_whatever_the_nfe_list():
     base = Denoiser(MLPDenoiser(width=16, depth=1, emb_dim=8), beta_schedule("linear", 20))
     rows = sampler_rows(base, ["ddpm", "ddim"], [5], n=100, seeds=2, progress=False)
     assert [(r["sampler"], r["nfe"]) for r in rows] == [("ddpm", 20), ("ddim", 5)]
+    paired_with_ddpm(rows)
+    ddpm, ddim = rows
+    assert ddpm["swd_minus_ddpm"] == 0.0
+    want = sum(a - b for a, b in zip(ddim["swd_seeds"], ddpm["swd_seeds"])) / 2
+    assert ddim["swd_minus_ddpm"] == pytest.approx(want)
