@@ -70,8 +70,8 @@ class Recipe:
         # v-loss of Salimans & Ho (2022) is L_simple weighted by 1 / ᾱ_t.
         weights = None
         if _prediction(self.config) == "v":
-            weights = 1 / alpha_bar(beta_schedule(self.config["schedule"]["kind"], self.config["schedule"]["T"]))
-            weights = weights.float()
+            schedule = self.config["schedule"]
+            weights = (1 / alpha_bar(beta_schedule(schedule["kind"], schedule["T"]))).float()
 
         def loss_fn(model: nn.Module, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
             return l_simple(model, batch, beta.to(batch), generator=generator, t_power=t_power,
@@ -146,7 +146,8 @@ _CLS = TrainConfig(steps=3000, batch_size=128, lr=2e-3, weight_decay=1e-4, warmu
 RECIPES = {
     "ddpm-2d": Recipe(
         name="ddpm-2d",
-        what="MLP v-predictor (called as an ε-predictor) on the 8-Gaussian mixture (chapters 2-4), linear schedule, T = 1000",
+        what="MLP v-predictor (called as an ε-predictor) on the 8-Gaussian mixture (chapters 2-4), "
+             "linear schedule, T = 1000",
         config={"net": "MLPDenoiser", "net_config": {"dim": 2, "width": 256, "depth": 4, "emb_dim": 64},
                 "prediction": "v", "schedule": {"kind": "linear", "T": 1000}, "data": "8gaussians"},
         train=_2D, quick=replace(_2D, steps=300, warmup=30, ckpt_every=100)),

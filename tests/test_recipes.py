@@ -131,5 +131,5 @@ def test_bench_runs_ddpm_once_at_T_whatever_the_nfe_list():
     paired_with_ddpm(rows)
     ddpm, ddim = rows
     assert ddpm["swd_minus_ddpm"] == 0.0
-    want = sum(a - b for a, b in zip(ddim["swd_seeds"], ddpm["swd_seeds"])) / 2
+    want = sum(a - b for a, b in zip(ddim["swd_seeds"], ddpm["swd_seeds"], strict=True)) / 2
     assert ddim["swd_minus_ddpm"] == pytest.approx(want)
