@@ -38,12 +38,10 @@ class VPrediction(nn.Module):
         return self.log_alpha_bar.shape[0] - 1
 
     def _log_ab(self, t: torch.Tensor) -> torch.Tensor:
-        if not t.is_floating_point():
-            if torch.any((t < 0) | (t > self.T)):
-                raise ValueError(f"t must lie in 0..{self.T}, got {t.min().item()}..{t.max().item()}.")
-            return self.log_alpha_bar[t.long()]
         if torch.any((t < 0) | (t > self.T)):
             raise ValueError(f"t must lie in [0, {self.T}], got {t.min().item()}..{t.max().item()}.")
+        if not t.is_floating_point():
+            return self.log_alpha_bar[t.long()]
         lo = t.floor().long().clamp(max=self.T - 1)
         w = (t - lo).to(self.log_alpha_bar)
         return (1 - w) * self.log_alpha_bar[lo] + w * self.log_alpha_bar[lo + 1]
