@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from .errors import UserError
+
 __all__ = ["ClaimFailed", "check_close", "check_true", "check_shape", "as_array"]
 
 
@@ -32,7 +34,7 @@ def check_close(name: str, got, want, tol: float = 1e-6, rtol: float = 0.0) -> N
     shape slip cannot pass silently).
     """
     if tol < 0 or rtol < 0:
-        raise ValueError("tol and rtol must be non-negative.")
+        raise UserError("tol and rtol must be non-negative.")
     g, w = as_array(got), as_array(want)
     if g.shape != w.shape:
         raise ClaimFailed(f"{name}: shapes differ, got {g.shape} but want {w.shape}.")
@@ -61,9 +63,9 @@ def check_true(name: str, condition: bool, detail: str = "") -> None:
 def check_shape(name: str, x: torch.Tensor, shape: Sequence[int | None]) -> None:
     """Raise a one-sentence `ValueError` unless tensor `x` has `shape` (None matches any size)."""
     if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}.")
+        raise UserError(f"{name} must be a torch.Tensor, got {type(x).__name__}.")
     want = tuple(shape)
     ok = x.dim() == len(want) and all(w is None or w == s for s, w in zip(x.shape, want, strict=False))
     if not ok:
         pretty = "(" + ", ".join("*" if w is None else str(w) for w in want) + ")"
-        raise ValueError(f"{name} must have shape {pretty}, got {tuple(x.shape)}.")
+        raise UserError(f"{name} must have shape {pretty}, got {tuple(x.shape)}.")

@@ -1,17 +1,114 @@
-"""`ddpm-nb`: the book's command line. Every number the book quotes comes from a command here."""
+"""`ddpm-nb`: the book's command line. Every number the book quotes comes from a command here.
+
+The parser is built from plain name lists (`ddpm_nb.names`), so `--help` and argument errors never
+import torch. Errors a user can fix (`ddpm_nb.errors.UserError`, a missing or unreadable file) end in
+one sentence on stderr and exit status 2; Ctrl-C in one sentence and 130; anything else is a bug and
+keeps its traceback. Output paths are checked before any work starts.
+"""
 
 from __future__ import annotations
 
 import argparse
 import glob
+import os
 import sys
 
-__all__ = ["main"]
+from . import names
+
+__all__ = ["main", "build_parser"]
+
+EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
+
+
+# ---------------------------------------------------------------------------------------------- arguments
+
+
+def _whole(low: int, what: str):
+    """An argparse type: a whole number >= low, or one clear message."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{what} must be at least {low}, got {value}")
+        return value
+
+    return parse
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give whole numbers separated by commas, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"give positive whole numbers separated by commas, got {text!r}")
+    return values
+
+
+def _name_list(choices: tuple[str, ...], what: str):
+    def parse(text: str) -> list[str]:
+        values = [v.strip() for v in text.split(",") if v.strip()]
+        unknown = [v for v in values if v not in choices]
+        if not values or unknown:
+            bad = ", ".join(unknown) or repr(text)
+            raise argparse.ArgumentTypeError(f"unknown {what} {bad}: choose from {', '.join(choices)}")
+        return values
+
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------- commands
+
+
+def _use_threads(n: int | None) -> None:
+    if n:
+        import torch
+
+        torch.set_num_threads(n)
+
+
+def _device(name: str | None):
+    """The device asked for, or the best available; a device that is not there is one sentence."""
+    import torch
+
+    from .config import pick_device
+    from .errors import UserError
+
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for, but this machine has no CUDA GPU that torch can use "
+                        "(torch.cuda.is_available() is False): leave --device out to use the best device "
+                        "here.")
+    mps = getattr(torch.backends, "mps", None)
+    if name == "mps" and not (mps is not None and mps.is_available()):
+        raise UserError("--device mps was asked for, but Apple's MPS is not available here: leave --device "
+                        "out.")
+    return pick_device(name)
+
+
+def _write_json(path: str | None, payload: dict) -> None:
+    import json
+
+    from .files import write_json
+
+    if path:
+        write_json(path, payload)
+    print(json.dumps(payload, indent=2))
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    import os
-
     import torch
 
     from . import __version__
@@ -24,32 +121,16 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_student(args: argparse.Namespace) -> int:
+    from .errors import UserError
     from .student import make_student_edition
 
     paths = args.notebooks or sorted(glob.glob("notebooks/*.ipynb"))
     if not paths:
-        raise ValueError("No notebooks given and none found in ./notebooks: run this in the book's "
-                         "folder or name the notebooks.")
+        raise UserError("No notebooks given and none found in ./notebooks: run this in the book's folder or "
+                        "name the notebooks.")
     for p in make_student_edition(paths, args.out):
         print(f"wrote {p}")
     return 0
-
-
-def _write_json(path: str | None, payload: dict) -> None:
-    import json
-    import os
-    import tempfile
-
-    text = json.dumps(payload, indent=2)
-    print(text)
-    if path:
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write(text + "\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -59,68 +140,74 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     import torch
 
-    from .config import pick_device
-    from .recipes import build, checkpoint_path, get_recipe
-    from .train import train
-    from .weights import save_weights
+    from .checkpoints import save_weights
+    from .files import check_writable
+    from .recipes import checkpoint_path, fit, get_recipe, train_config
 
     recipe = get_recipe(args.model)
-    cfg = recipe.quick if args.quick else recipe.train
-    if args.steps is not None:  # a shorter run keeps the warm-up within it
-        cfg = dataclasses.replace(cfg, steps=args.steps, warmup=min(cfg.warmup, args.steps // 10))
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    out = Path(args.out) if args.out else checkpoint_path(recipe.name)
-    state = Path(args.state) if args.state else out.with_suffix(".state.pt")
-    device = pick_device(args.device)
-    torch.manual_seed(cfg.seed)
-    model = build(recipe.config)
-    print(f"{recipe.name}: {recipe.what}; {sum(p.numel() for p in model.parameters()):,} parameters; "
-          f"{cfg.steps} steps on {device}")
+    cfg = train_config(args.model, quick=args.quick, steps=args.steps)
+    out = check_writable(Path(args.out) if args.out else checkpoint_path(recipe.name), "checkpoint")
+    state = check_writable(Path(args.state) if args.state else out.with_suffix(".state.pt"), "training state")
+    _use_threads(args.threads)
+    device = _device(args.device)
+    print(f"{recipe.name}: {recipe.what}; {cfg.steps} steps on {device}")
     t0 = time.time()
-    def fit(m, d, c, **kw):  # a recipe may bring its own training loop (NoProp trains block by block)
-        return recipe.fit(m, d, c, **kw) if recipe.fit is not None else train(m, recipe.loss(), d, c, **kw)
-
-    result = fit(model, recipe.data(), cfg, device=device, state_path=state, desc=recipe.name)
+    _, result = fit(args.model, cfg, device=device, state_path=state)
     meta = {"command": "ddpm-nb " + " ".join(args.argv), "steps": result.steps,
             "seconds": round(result.seconds, 1), "wall_seconds_this_run": round(time.time() - t0, 1),
             "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
             "train": dataclasses.asdict(cfg), "final_loss_mean_last_100": sum(result.history[-100:]) /
             max(1, len(result.history[-100:]))}
     sha = save_weights(out, result.ema_model.cpu(), config=recipe.config, meta=meta)
-    print(f"saved {out} ({out.stat().st_size / 1e6:.2f} MB, sha256 {sha}) after {result.seconds:.0f} s")
+    params = sum(p.numel() for p in result.ema_model.parameters())
+    print(f"saved {out} ({out.stat().st_size / 1e6:.2f} MB, {params:,} parameters, sha256 {sha}) after "
+          f"{result.seconds:.0f} s")
     return 0
 
 
-def _cmd_bench(args: argparse.Namespace) -> int:
-    from . import bench
+# bench NAME -> the keyword arguments of its function, from the parsed arguments
+_BENCH_ARGS = {
+    "elbo": lambda a: {"checkpoint": a.checkpoint, "points": a.points, "sigma2": a.sigma2, "seed": a.seed},
+    "images": lambda a: {"checkpoint": a.checkpoint, "samples": a.samples or 1000, "sampler": a.sampler,
+                         "steps": a.steps, "seed": a.seed},
+    "samplers": lambda a: {"checkpoint": a.checkpoint, "samplers": a.samplers, "nfe": a.nfe,
+                           "samples": a.samples or 10000, "seeds": a.seeds, "floor_pairs": a.floor_pairs,
+                           "points": a.points, "rtol": a.rtol, "seed": a.seed},
+    "noprop": lambda a: {"checkpoint": a.checkpoint, "dataset": a.dataset, "batch_size": a.batch_size,
+                         "seed": a.seed},
+}
 
-    runners = {"elbo": bench.bench_elbo, "images": bench.bench_images, "samplers": bench.bench_samplers}
-    runners["noprop"] = bench.bench_noprop
-    if args.what not in runners:
-        raise ValueError(f"Unknown benchmark {args.what!r}: choose one of {', '.join(runners)}.")
-    _write_json(args.json, runners[args.what](args))
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .files import check_writable
+
+    if args.json:
+        check_writable(args.json, "--json")
+    if args.checkpoint and not os.path.isfile(args.checkpoint):
+        raise FileNotFoundError(f"No checkpoint at {args.checkpoint}: check the --checkpoint path.")
+    from .bench import BENCHMARKS
+
+    _write_json(args.json, BENCHMARKS[args.what](**_BENCH_ARGS[args.what](args)))
     return 0
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    if args.what != "pusht":
-        raise ValueError(f"Unknown evaluation {args.what!r}: choose one of pusht.")
-    import torch
+    from .files import check_writable
 
+    if args.json:
+        check_writable(args.json, "--json")
+    if args.checkpoint and not os.path.isfile(args.checkpoint):
+        raise FileNotFoundError(f"No checkpoint at {args.checkpoint}: check the --checkpoint path.")
     from .policy import evaluate_checkpoint
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
-        result = evaluate_checkpoint(args.policy, sampler=args.sampler, steps=args.steps, first=args.first,
-                                     checkpoint=args.checkpoint, episodes=args.episodes, seed=args.seed,
-                                     threads=args.threads)
-    except FileNotFoundError as e:
-        raise ValueError(str(e)) from e
-    _write_json(args.json, {"command": "ddpm-nb " + " ".join(args.argv), **result,
-                            "torch": torch.__version__, "threads": torch.get_num_threads()})
+    result = evaluate_checkpoint(args.policy, sampler=args.sampler, steps=args.steps, first=args.first,
+                                 checkpoint=args.checkpoint, episodes=args.episodes, seed=args.seed,
+                                 threads=args.threads)
+    _write_json(args.json, {"command": "ddpm-nb " + " ".join(args.argv), **result})
     return 0
+
+
+# ---------------------------------------------------------------------------------------------- parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,63 +227,87 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one of the book's models and save its checkpoint",
                        description="Train a model of the book (a recipe in ddpm_nb.recipes) and save its "
                                    "EMA weights; resumable: rerun the same command after an interruption.")
-    p.add_argument("model", help="ddpm-2d | ddpm-images | fashion-classifier | noprop | noprop-backprop | "
-                                 "pusht | pusht-bc")
-    p.add_argument("--steps", type=int, help="override the number of training steps")
+    p.add_argument("model", choices=names.RECIPES, metavar="MODEL", help=" | ".join(names.RECIPES))
+    p.add_argument("--steps", type=_whole(1, "--steps"), help="override the number of training steps")
     p.add_argument("--quick", action="store_true", help="the tiny test-size run")
-    p.add_argument("--device", choices=["cuda", "mps", "cpu"], help="default: the best available")
+    p.add_argument("--device", choices=names.DEVICES, help="default: the best available")
     p.add_argument("--out", help="checkpoint path (default: checkpoints/MODEL.pt)")
     p.add_argument("--state", help="resumable training state (default: next to --out, .state.pt)")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--threads", type=_whole(1, "--threads"), help="torch CPU threads")
     p.set_defaults(run=_cmd_train)
 
     p = sub.add_parser("bench", help="measure a number the book quotes and write it as JSON")
-    p.add_argument("what", help="elbo | images | samplers | noprop")
+    p.add_argument("what", choices=names.BENCHMARKS, metavar="BENCHMARK", help=" | ".join(names.BENCHMARKS))
     p.add_argument("--json", help="write the result to this file too")
     p.add_argument("--checkpoint", help="checkpoint to evaluate (default: the committed one)")
-    p.add_argument("--points", type=int, default=2000, help="fresh data points (elbo, samplers' NLL)")
-    p.add_argument("--sigma2", default="beta", help="reverse variance: beta | beta_tilde (elbo)")
-    p.add_argument("--samples", type=int, help="generated samples (images: 1000; samplers: 10000)")
-    p.add_argument("--sampler", default="ddim", help="ddpm | ddim (images)")
-    p.add_argument("--steps", type=int, help="sampler steps (images; default 50 for ddim)")
-    p.add_argument("--samplers", help="comma-separated sampler names (samplers; default all)")
-    p.add_argument("--nfe", default="5,10,20,50,100,1000", help="network evaluations to try (samplers)")
-    p.add_argument("--seeds", type=int, default=5, help="repetitions for the spread (samplers)")
-    p.add_argument("--floor-pairs", type=int, default=50,
+    p.add_argument("--points", type=_whole(2, "--points"), default=2000,
+                   help="fresh data points (elbo, samplers' NLL)")
+    p.add_argument("--sigma2", default="beta", choices=("beta", "beta_tilde"), help="reverse variance (elbo)")
+    p.add_argument("--samples", type=_whole(1, "--samples"),
+                   help="generated samples (images: 1000; samplers: 10000)")
+    p.add_argument("--sampler", default="ddim", choices=("ddpm", "ddim"), help="images")
+    p.add_argument("--steps", type=_whole(1, "--steps"), help="sampler steps (images; default 50 for ddim)")
+    p.add_argument("--samplers", type=_name_list(names.SAMPLERS, "sampler"),
+                   help="comma-separated sampler names (samplers; default all): " + ", ".join(names.SAMPLERS))
+    p.add_argument("--nfe", type=_int_list, default=[5, 10, 20, 50, 100, 1000],
+                   help="network evaluations to try, comma-separated (samplers)")
+    p.add_argument("--seeds", type=_whole(2, "--seeds"), default=5,
+                   help="repetitions for the spread (samplers)")
+    p.add_argument("--floor-pairs", type=_whole(2, "--floor-pairs"), default=50,
                    help="pairs of data draws for the data-vs-data floor and its spread (samplers)")
-    p.add_argument("--rtol", type=float, default=1e-6, help="ODE solver tolerance for the NLL (samplers)")
-    p.add_argument("--seed", type=int, default=12345)
-    p.add_argument("--dataset", default="fashion-mnist", help="data set (noprop)")
-    p.add_argument("--batch-size", type=int, default=128, help="training batch for the step timings (noprop)")
+    p.add_argument("--rtol", type=_positive_float, default=1e-6,
+                   help="ODE solver tolerance for the NLL (samplers)")
+    p.add_argument("--seed", type=_whole(0, "--seed"), default=12345)
+    p.add_argument("--dataset", default="fashion-mnist", choices=("fashion-mnist",), help="data set (noprop)")
+    p.add_argument("--batch-size", type=_whole(2, "--batch-size"), default=128,
+                   help="training batch for the step timings (noprop)")
     p.set_defaults(run=_cmd_bench)
 
     p = sub.add_parser("eval", help="score a trained policy in its environment and write it as JSON",
                        description="Evaluate a PushT policy as Diffusion Policy did: episodes from seeds "
                                    "S .. S+N-1 (S = 100000 for reported numbers), score = mean max reward.")
-    p.add_argument("what", help="pusht")
-    p.add_argument("--policy", choices=["diffusion", "bc"], default="diffusion",
+    p.add_argument("what", choices=names.EVALUATIONS, metavar="ENV", help=" | ".join(names.EVALUATIONS))
+    p.add_argument("--policy", choices=names.POLICIES, default="diffusion",
                    help="diffusion (checkpoints/pusht.pt) or bc, the MSE baseline (checkpoints/pusht-bc.pt)")
-    p.add_argument("--sampler", help="diffusion only: ddim (default, 10 steps from step T-1) | ddpm | ...")
-    p.add_argument("--steps", type=int, help="sampler steps (ddim default 10; ddpm: all)")
-    p.add_argument("--first", type=int, help="step the reverse process starts from (default T-1; ddpm T)")
+    p.add_argument("--sampler", choices=names.SAMPLERS,
+                   help="diffusion only: ddim (default, 10 steps from step T-1) | ddpm | ...")
+    p.add_argument("--steps", type=_whole(1, "--steps"), help="sampler steps (ddim default 10; ddpm: all)")
+    p.add_argument("--first", type=_whole(1, "--first"),
+                   help="step the reverse process starts from (default T-1; ddpm T)")
     p.add_argument("--checkpoint", help="policy checkpoint (default: the committed one)")
-    p.add_argument("--episodes", type=int, default=50)
-    p.add_argument("--seed", type=int, default=100000, help="first episode seed")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--episodes", type=_whole(1, "--episodes"), default=50)
+    p.add_argument("--seed", type=_whole(0, "--seed"), default=100000, help="first episode seed")
+    p.add_argument("--threads", type=_whole(1, "--threads"), default=1, help="torch CPU threads (default 1)")
     p.add_argument("--json", help="write the result to this file too")
     p.set_defaults(run=_cmd_eval)
     return parser
 
 
+def _fail(command: str, message: str, status: int) -> int:
+    print(f"ddpm-nb {command}: {message}", file=sys.stderr)
+    return status
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)  # argparse prints its usage and a one-line message
+    except SystemExit as done:  # --help (0) or a bad argument (2): returned, so main() never exits itself
+        return int(done.code or 0)
     args.argv = argv
+    from .errors import UserError
+
     try:
         return args.run(args)
-    except ValueError as e:
-        print(f"ddpm-nb {args.command}: {e}", file=sys.stderr)
-        return 2
+    except UserError as err:
+        return _fail(args.command, str(err), EXIT_USAGE)
+    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as err:
+        # ours carry a whole sentence; the operating system's a reason and a file name
+        message = f"{err.strerror}: {err.filename}." if err.filename else str(err)
+        return _fail(args.command, message, EXIT_USAGE)
+    except KeyboardInterrupt as err:
+        what = str(err) or "interrupted; nothing was written"
+        return _fail(args.command, what, EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ a test checks that every notebook carries it with the repository URL of `_config
 
 from __future__ import annotations
 
+from .errors import UserError
+
 __all__ = ["BOOTSTRAP_FIRST_LINE", "bootstrap_source"]
 
 BOOTSTRAP_FIRST_LINE = "# Colab bootstrap: on Google Colab, install the book's helper package ddpm_nb."
@@ -16,7 +18,7 @@ BOOTSTRAP_FIRST_LINE = "# Colab bootstrap: on Google Colab, install the book's h
 def bootstrap_source(repo_url: str) -> str:
     """The source of the bootstrap cell for a book published at `repo_url`."""
     if not repo_url.startswith(("https://", "http://")):
-        raise ValueError(f"The repository URL must be an https:// URL, got {repo_url!r}.")
+        raise UserError(f"The repository URL must be an https:// URL, got {repo_url!r}.")
     return f'''{BOOTSTRAP_FIRST_LINE}
 # Anywhere else this cell does nothing: install locally with `pip install -e .` (see the README).
 import importlib, os, subprocess, sys

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .errors import UserError
+
 __all__ = ["Setup", "setup", "pick_device", "is_quick", "in_colab"]
 
 
@@ -44,14 +46,14 @@ def is_quick() -> bool:
         return False
     if value in ("1", "true", "yes", "on"):
         return True
-    raise ValueError(f"DDPM_NB_QUICK={value!r} is not understood: set it to 1 (quick) or 0 (full).")
+    raise UserError(f"DDPM_NB_QUICK={value!r} is not understood: set it to 1 (quick) or 0 (full).")
 
 
 def pick_device(prefer: str | None = None) -> torch.device:
     """The best available device: CUDA, then Apple's MPS, then the CPU (or `prefer` if given)."""
     if prefer is not None:
         if prefer not in ("cuda", "mps", "cpu"):
-            raise ValueError(f"Unknown device {prefer!r}: use 'cuda', 'mps' or 'cpu'.")
+            raise UserError(f"Unknown device {prefer!r}: use 'cuda', 'mps' or 'cpu'.")
         return torch.device(prefer)
     if torch.cuda.is_available():
         return torch.device("cuda")
@@ -67,7 +69,7 @@ def setup(seed: int = 0, device: str | None = None, verbose: bool = True) -> Set
     Functions that draw noise still take an explicit `torch.Generator`: `setup` only seeds the rest.
     """
     if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+        raise UserError(f"seed must be a non-negative integer, got {seed!r}.")
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

@@ -17,13 +17,15 @@ from collections.abc import Callable
 import torch
 
 from .diffusion import (
+    SIGMA2,
     gaussian_kl,
     p_mean_from_eps,
     posterior_mean_var,
-    posterior_variance,
     q_mean_var,
     q_sample,
+    reverse_variance,
 )
+from .errors import UserError
 from .schedules import alpha_bar as alpha_bar_of
 from .schedules import check_beta
 
@@ -34,30 +36,11 @@ __all__ = [
 
 Tensor = torch.Tensor
 EpsModel = Callable[[Tensor, Tensor], Tensor]
-SIGMA2 = ("beta", "beta_tilde")
 DECODERS = ("gaussian", "discretized")
 
 
 def _sum_dims(x: Tensor) -> Tensor:
     return x.reshape(x.shape[0], -1).sum(1)
-
-
-def reverse_variance(beta: Tensor, sigma2: str) -> Tensor:
-    """σ_t² of the reverse steps, (T + 1,): 'beta' (σ_t² = β_t) or 'beta_tilde' (σ_t² = β̃_t).
-
-    β̃_1 = 0 would make the decoder p(x_0 | x_1) a point mass, so 'beta_tilde' uses β̃_2 at t = 1,
-    as Ho et al.'s code does ("clipped" posterior variance).
-    """
-    check_beta(beta)
-    if sigma2 == "beta":
-        return beta.clone()
-    if sigma2 == "beta_tilde":
-        if beta.shape[0] < 3:
-            raise ValueError("sigma2='beta_tilde' needs T >= 2 (β̃_1 is replaced by β̃_2).")
-        var = posterior_variance(beta)
-        var[1] = var[2]
-        return var
-    raise ValueError(f"Unknown reverse variance {sigma2!r}: choose one of {', '.join(SIGMA2)}.")
 
 
 def prior_term(x0: Tensor, beta: Tensor) -> Tensor:
@@ -89,7 +72,7 @@ def reconstruction_term(eps_model: EpsModel, x0: Tensor, beta: Tensor, sigma2: s
     pixel's bin of width 2/255 (the outer bins reach to ±∞); a probability, so L_0 >= 0.
     """
     if decoder not in DECODERS:
-        raise ValueError(f"Unknown decoder {decoder!r}: choose one of {', '.join(DECODERS)}.")
+        raise UserError(f"Unknown decoder {decoder!r}: choose one of {', '.join(DECODERS)}.")
     t = torch.ones(x0.shape[0], dtype=torch.long, device=x0.device)
     x1 = q_sample(x0, t, alpha_bar_of(beta), generator=generator)
     mean = p_mean_from_eps(x1, t, eps_model(x1, t), beta)
@@ -106,7 +89,7 @@ def discretized_gaussian_nll(x0: Tensor, mean: Tensor, std: float | Tensor) -> T
     so the masses of the 256 levels sum to one.
     """
     if torch.any(x0.abs() > 1 + 1e-6):
-        raise ValueError("The discretized decoder expects images scaled to [-1, 1].")
+        raise UserError("The discretized decoder expects images scaled to [-1, 1].")
     normal = torch.distributions.Normal(mean, std)
     upper = torch.where(x0 > 1 - 1e-3, torch.ones_like(x0), normal.cdf(x0 + 1 / 255))
     lower = torch.where(x0 < -1 + 1e-3, torch.zeros_like(x0), normal.cdf(x0 - 1 / 255))
@@ -128,10 +111,10 @@ def negative_elbo(eps_model: EpsModel, x0: Tensor, beta: Tensor, *, sigma2: str 
 
     check_beta(beta)
     if n_mc < 2:
-        raise ValueError("n_mc must be at least 2 to estimate a standard error.")
+        raise UserError("n_mc must be at least 2 to estimate a standard error.")
     T = beta.shape[0] - 1
     if T < 2:
-        raise ValueError("The ELBO decomposition needs T >= 2 steps.")
+        raise UserError("The ELBO decomposition needs T >= 2 steps.")
     prior = prior_term(x0, beta)
     reps = []
     bar = tqdm(total=n_mc * (T - 1 if t_samples is None else t_samples), desc="-ELBO", disable=not progress)
@@ -179,7 +162,7 @@ def l_simple(eps_model: EpsModel, x0: Tensor, beta: Tensor, *, weights: Tensor |
     T = beta.shape[0] - 1
     gen_device = generator.device if generator is not None else x0.device
     if t_power < 1:
-        raise ValueError(f"t_power must be >= 1 (1 = uniform steps), got {t_power}.")
+        raise UserError(f"t_power must be >= 1 (1 = uniform steps), got {t_power}.")
     if t_power == 1:
         t = torch.randint(1, T + 1, (x0.shape[0],), generator=generator, device=gen_device)
     else:
@@ -199,7 +182,7 @@ def _steps(t, x0: Tensor, lowest: int) -> Tensor:
     if t.dim() == 0:
         t = t.expand(x0.shape[0])
     if t.is_floating_point() or t.dtype == torch.bool:
-        raise ValueError("t must be integer steps.")
+        raise UserError("t must be integer steps.")
     if torch.any(t < lowest):
-        raise ValueError(f"t must be at least {lowest} for this term.")
+        raise UserError(f"t must be at least {lowest} for this term.")
     return t.long()

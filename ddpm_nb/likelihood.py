@@ -14,6 +14,7 @@ import math
 import numpy as np
 import torch
 
+from .errors import UserError
 from .sde import pf_ode_drift
 
 __all__ = ["ode_log_likelihood", "bits_per_dim"]
@@ -47,9 +48,9 @@ def ode_log_likelihood(model, x0: torch.Tensor, *, t_min: float = 1.0, rtol: flo
     "x_T": the end points}; log_p = prior + delta, so another terminal density can be swapped in.
     """
     if not (rtol > 0 and atol > 0):
-        raise ValueError("rtol and atol must be positive.")
+        raise UserError("rtol and atol must be positive.")
     if not 0 < t_min < model.T:
-        raise ValueError(f"t_min must lie in (0, {model.T}), got {t_min}.")
+        raise UserError(f"t_min must lie in (0, {model.T}), got {t_min}.")
     from scipy.integrate import solve_ivp
 
     shape, dtype, device = x0.shape, x0.dtype, x0.device

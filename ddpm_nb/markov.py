@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from .checks import check_shape
+from .errors import UserError
 
 __all__ = [
     "check_transition_matrix",
@@ -26,10 +27,10 @@ Tensor = torch.Tensor
 def _check_rows(P: Tensor, name: str) -> None:
     """Every row of P (..., S) must be a probability law."""
     if torch.any(P < 0):
-        raise ValueError(f"{name} has negative entries: transition probabilities must be >= 0.")
+        raise UserError(f"{name} has negative entries: transition probabilities must be >= 0.")
     rows = P.sum(-1)
     if not torch.allclose(rows, torch.ones_like(rows), atol=1e-6):
-        raise ValueError(f"Each row of {name} must sum to 1 (a row is the law of the next state).")
+        raise UserError(f"Each row of {name} must sum to 1 (a row is the law of the next state).")
 
 
 def check_transition_matrix(P: Tensor, name: str = "P") -> int:
@@ -37,7 +38,7 @@ def check_transition_matrix(P: Tensor, name: str = "P") -> int:
     check_shape(name, P, (None, None))
     S = P.shape[0]
     if P.shape[1] != S:
-        raise ValueError(f"{name} must be square (S, S), got {tuple(P.shape)}.")
+        raise UserError(f"{name} must be square (S, S), got {tuple(P.shape)}.")
     _check_rows(P, name)
     return S
 
@@ -45,7 +46,7 @@ def check_transition_matrix(P: Tensor, name: str = "P") -> int:
 def _initial_states(init, S: int, n_paths: int, generator) -> Tensor:
     if isinstance(init, int):
         if not 0 <= init < S:
-            raise ValueError(f"The initial state must be in 0..{S - 1}, got {init}.")
+            raise UserError(f"The initial state must be in 0..{S - 1}, got {init}.")
         return torch.full((n_paths,), init, dtype=torch.long)
     init = torch.as_tensor(init, dtype=torch.float64)
     check_shape("init (a distribution over states)", init, (S,))
@@ -60,7 +61,7 @@ def sample_chain(P: Tensor, init, n_steps: int, n_paths: int, *,
     """
     S = check_transition_matrix(P)
     if n_steps < 1 or n_paths < 1:
-        raise ValueError("n_steps and n_paths must be positive.")
+        raise UserError("n_steps and n_paths must be positive.")
     x = torch.empty(n_paths, n_steps + 1, dtype=torch.long)
     x[:, 0] = _initial_states(init, S, n_paths, generator)
     P = P.double()
@@ -78,12 +79,12 @@ def sample_order2_chain(P2: Tensor, init_pair: tuple[int, int], n_steps: int, n_
     check_shape("P2", P2, (None, None, None))
     S = P2.shape[0]
     if P2.shape != (S, S, S):
-        raise ValueError(f"P2 must have shape (S, S, S), got {tuple(P2.shape)}.")
+        raise UserError(f"P2 must have shape (S, S, S), got {tuple(P2.shape)}.")
     _check_rows(P2, "P2")
     if n_steps < 1 or n_paths < 1:
-        raise ValueError("n_steps and n_paths must be positive.")
+        raise UserError("n_steps and n_paths must be positive.")
     if len(init_pair) != 2 or not all(0 <= s < S for s in init_pair):
-        raise ValueError(f"init_pair must be two states in 0..{S - 1}, got {init_pair!r}.")
+        raise UserError(f"init_pair must be two states in 0..{S - 1}, got {init_pair!r}.")
     x = torch.empty(n_paths, n_steps + 1, dtype=torch.long)
     x[:, 0], x[:, 1] = init_pair
     P2 = P2.double()
@@ -99,7 +100,7 @@ def stationary_distribution(P: Tensor) -> Tensor:
     P = P / P.sum(-1, keepdim=True)  # exact rows, also for float32 input
     M = P.T - torch.eye(S, dtype=P.dtype)
     if S > 1 and torch.linalg.svdvals(M)[-2] < 1e-10:
-        raise ValueError("This chain has no unique stationary law: it is reducible (some states "
+        raise UserError("This chain has no unique stationary law: it is reducible (some states "
                          "cannot reach others), so the long-run law depends on the start.")
     A = torch.cat([M, torch.ones(1, S, dtype=P.dtype)])
     b = torch.zeros(S + 1, dtype=P.dtype)
@@ -111,9 +112,9 @@ def stationary_distribution(P: Tensor) -> Tensor:
 def _check_paths(paths: Tensor, S: int, min_len: int) -> None:
     check_shape("paths", paths, (None, None))
     if paths.dtype != torch.long or paths.shape[1] < min_len:
-        raise ValueError(f"paths must be integer states (N, L) with L >= {min_len}.")
+        raise UserError(f"paths must be integer states (N, L) with L >= {min_len}.")
     if paths.numel() and (paths.min() < 0 or paths.max() >= S):
-        raise ValueError(f"paths hold states outside 0..{S - 1}: is S = {S} right?")
+        raise UserError(f"paths hold states outside 0..{S - 1}: is S = {S} right?")
 
 
 def estimate_transitions(paths: Tensor, S: int) -> tuple[Tensor, Tensor]:

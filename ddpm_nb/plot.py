@@ -6,6 +6,8 @@ import matplotlib as mpl
 import matplotlib.pyplot as plt
 import torch
 
+from .errors import UserError
+
 __all__ = ["PALETTE", "use_style", "plot_schedules", "animate_points"]
 
 # Okabe–Ito colours: distinguishable with the common colour-vision deficiencies.
@@ -54,9 +56,9 @@ def animate_points(frames: torch.Tensor, titles: list[str], *, lim: float = 3.5,
     from matplotlib import animation
 
     if frames.dim() != 3 or frames.shape[-1] != 2:
-        raise ValueError(f"frames must have shape (F, N, 2), got {tuple(frames.shape)}.")
+        raise UserError(f"frames must have shape (F, N, 2), got {tuple(frames.shape)}.")
     if len(titles) != frames.shape[0]:
-        raise ValueError(f"Give one title per frame: {frames.shape[0]} frames, {len(titles)} titles.")
+        raise UserError(f"Give one title per frame: {frames.shape[0]} frames, {len(titles)} titles.")
     fig, ax = plt.subplots(figsize=(4.2, 4.2))
     scat = ax.scatter(frames[0, :, 0], frames[0, :, 1], s=3, alpha=0.5, color=PALETTE[0])
     ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal")

@@ -1,7 +1,8 @@
 """Continuous time: the discrete DDPM chain as a variance-preserving SDE, and its probability-flow ODE.
 
 With ᾱ(t) interpolated between the steps (log ᾱ by a monotone cubic through the values at the integer
-steps, so b is continuous and adaptive ODE solvers are not slowed by a jump at every step), the
+steps, `ddpm_nb.schedules.log_alpha_bar_at`, so b is continuous and adaptive ODE solvers are not
+slowed by a jump at every step), the
 forward chain is the VP-SDE dx = -½ b(t) x dt + sqrt(b(t)) dW with b(t) = -d log ᾱ/dt (Song et al.
 2021, eq. 11; b(t) ≈ β_t per unit step). Its reverse-time SDE and its probability-flow ODE share
 the marginals:
@@ -14,8 +15,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
+
+from . import schedules
+from .errors import UserError
 
 __all__ = [
     "log_alpha_bar_at", "alpha_sigma", "b_at", "eps_at", "score_at", "pf_ode_drift", "reverse_sde_drift",
@@ -25,29 +28,10 @@ __all__ = [
 Tensor = torch.Tensor
 
 
-def _t_tensor(model, t) -> Tensor:
-    t = torch.as_tensor(t, dtype=torch.float64)
-    if torch.any(t < 0) or torch.any(t > model.T):
-        raise ValueError(f"Continuous time t must lie in [0, {model.T}].")
-    return t
-
-
-def _interpolant(model):
-    """The monotone cubic (PCHIP, Fritsch & Carlson 1980) through (t, log ᾱ_t), t = 0..T; cached."""
-    cached = getattr(model, "_log_alpha_bar_pchip", None)
-    if cached is None:
-        from scipy.interpolate import PchipInterpolator
-
-        steps = np.arange(model.T + 1, dtype=np.float64)
-        cached = PchipInterpolator(steps, np.log(model.alpha_bar.double().cpu().numpy()))
-        model._log_alpha_bar_pchip = cached
-    return cached
-
-
 def log_alpha_bar_at(model, t) -> Tensor:
-    """log ᾱ(t) for real t ∈ [0, T]: equal to the schedule at integer steps, smooth in between."""
-    t = _t_tensor(model, t)
-    return torch.as_tensor(_interpolant(model)(t.numpy()), dtype=torch.float64)
+    """log ᾱ(t) for real t ∈ [0, T] of a Denoiser's schedule: `ddpm_nb.schedules.log_alpha_bar_at`
+    (equal to the schedule at integer steps, a monotone cubic in between), float64 on the CPU."""
+    return schedules.log_alpha_bar_at(model.beta.double().cpu(), t)
 
 
 def alpha_sigma(model, t) -> tuple[Tensor, Tensor]:
@@ -58,8 +42,7 @@ def alpha_sigma(model, t) -> tuple[Tensor, Tensor]:
 
 def b_at(model, t) -> Tensor:
     """b(t) = -d log ᾱ/dt, continuous; it averages -log(1 - β_t) ≈ β_t over each step (t-1, t]."""
-    t = _t_tensor(model, t)
-    return -torch.as_tensor(_interpolant(model).derivative()(t.numpy()), dtype=torch.float64)
+    return -schedules.log_alpha_bar_slope_at(model.beta.double().cpu(), t)
 
 
 def eps_at(model, x: Tensor, t: float) -> Tensor:
@@ -71,7 +54,7 @@ def score_at(model, x: Tensor, t: float) -> Tensor:
     """∇log p_t(x) = -ε_θ(x, t)/σ(t), for t > 0."""
     _, sigma = alpha_sigma(model, t)
     if float(sigma) == 0:
-        raise ValueError("The score from ε is undefined at t = 0 (σ = 0): use t > 0.")
+        raise UserError("The score from ε is undefined at t = 0 (σ = 0): use t > 0.")
     return -eps_at(model, x, t) / float(sigma)
 
 

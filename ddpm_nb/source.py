@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 
+from .errors import UserError
+
 __all__ = ["show"]
 
 
@@ -17,5 +19,5 @@ def show(obj):
     try:
         src = inspect.getsource(obj)
     except (TypeError, OSError) as e:
-        raise ValueError(f"Cannot show the source of {obj!r}: pass a Python function or class.") from e
+        raise UserError(f"Cannot show the source of {obj!r}: pass a Python function or class.") from e
     return Code(inspect.cleandoc(src) if src.startswith((" ", "\t")) else src, language="python")

@@ -8,9 +8,10 @@ Outputs are cleared. The book itself keeps the solutions, collapsed on the site.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from .errors import UserError
+from .files import write_json
 
 __all__ = ["SOLUTION_TAG", "EXERCISE_TAG", "student_notebook", "make_student_edition"]
 
@@ -27,11 +28,11 @@ def _tags(cell: dict) -> list[str]:
 def student_notebook(nb: dict, name: str = "notebook") -> dict:
     """Return a copy of notebook `nb` (nbformat 4 JSON) without solutions and outputs."""
     if not isinstance(nb, dict) or nb.get("nbformat") != 4 or "cells" not in nb:
-        raise ValueError(f"{name} is not a Jupyter notebook in nbformat 4.")
+        raise UserError(f"{name} is not a Jupyter notebook in nbformat 4.")
     n_ex = sum(EXERCISE_TAG in _tags(c) for c in nb["cells"])
     n_sol = sum(SOLUTION_TAG in _tags(c) for c in nb["cells"])
     if n_sol != n_ex:
-        raise ValueError(f"{name} has {n_ex} '{EXERCISE_TAG}' cells but {n_sol} '{SOLUTION_TAG}' "
+        raise UserError(f"{name} has {n_ex} '{EXERCISE_TAG}' cells but {n_sol} '{SOLUTION_TAG}' "
                          "cells: give each solution its exercise stub so students have a place to answer.")
     cells = []
     for cell in nb["cells"]:
@@ -56,26 +57,22 @@ def make_student_edition(notebooks: list[str | Path], out_dir: str | Path) -> li
     out_dir = Path(out_dir)
     paths = [Path(p) for p in notebooks]
     if not paths:
-        raise ValueError("Give at least one notebook (e.g. notebooks/*.ipynb).")
+        raise UserError("Give at least one notebook (e.g. notebooks/*.ipynb).")
     converted = []
     for p in paths:
         if p.suffix != ".ipynb" or not p.is_file():
-            raise ValueError(f"{p} is not a notebook file (.ipynb).")
+            raise UserError(f"{p} is not a notebook file (.ipynb).")
         if p.resolve().parent == out_dir.resolve():
-            raise ValueError(f"The output folder {out_dir} holds the source {p.name}: choose another "
+            raise UserError(f"The output folder {out_dir} holds the source {p.name}: choose another "
                              "folder so the book's solutions are not overwritten.")
         try:
             nb = json.loads(p.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
-            raise ValueError(f"{p} is not valid notebook JSON ({e}).") from e
+            raise UserError(f"{p} is not valid notebook JSON ({e}).") from e
         converted.append((p.name, student_notebook(nb, str(p))))
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, nb in converted:
-        fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(nb, f, indent=1, ensure_ascii=False)
-            f.write("\n")
-        os.replace(tmp, out_dir / name)
+        write_json(out_dir / name, nb, indent=1)  # atomic, readable by all (0644)
         written.append(out_dir / name)
     return written

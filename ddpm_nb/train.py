@@ -4,7 +4,10 @@
 the weights (the model the chapters sample from: Ho et al. 2020, appendix B; Song & Ermon 2020,
 "Improved techniques for training score-based generative models", technique 5). With a
 `state_path` it saves the full training state atomically and resumes from it bit-identically.
-The small published checkpoints live in `ddpm_nb.weights`.
+A recipe that trains differently (NoProp trains each block on its own loss with its own optimiser)
+plugs in a step function and an optimiser factory, and keeps every guard of the loop: the finite-loss
+check, the device and model-fits-state checks on resume, and the RNG rewind on Ctrl-C.
+The small published checkpoints live in `ddpm_nb.checkpoints`.
 """
 
 from __future__ import annotations
@@ -23,12 +26,15 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .checkpoints import state_mismatch
 from .config import pick_device
-from .weights import _atomic_save, _read, _state_mismatch
+from .errors import LossNotFinite, TrainingInterrupted, UserError
+from .files import read_torch, save_torch
 
-__all__ = ["lr_at", "EMA", "TrainConfig", "TrainResult", "train", "STATE_FORMAT"]
+__all__ = ["lr_at", "EMA", "TrainConfig", "TrainResult", "train", "STATE_FORMAT", "adamw", "default_step",
+           "derive_seed", "batch_sampler", "Optimizers", "StepFn"]
 
-STATE_FORMAT = "ddpm_nb.train_state/1"
+STATE_FORMAT = "ddpm_nb.train_state/2"  # /2: a list of optimisers (one per block for NoProp)
 # Fields that may differ on resume: they change how long or how visibly we train, not the recipe.
 RESUMABLE_FIELDS = ("steps", "ckpt_every", "log_every")
 
@@ -45,11 +51,11 @@ def lr_at(step: int, *, lr: float, warmup: int, total: int, min_lr_ratio: float 
     Hutter 2017, eq. 5). `train` uses `lr_at(step)` for its update number `step` = 0 .. steps-1.
     """
     if step < 0:
-        raise ValueError(f"step must be non-negative, got {step}.")
+        raise UserError(f"step must be non-negative, got {step}.")
     if total < 1 or not 0 <= warmup <= total:
-        raise ValueError(f"Need 0 <= warmup <= total and total >= 1, got warmup={warmup}, total={total}.")
+        raise UserError(f"Need 0 <= warmup <= total and total >= 1, got warmup={warmup}, total={total}.")
     if not 0.0 <= min_lr_ratio <= 1.0:
-        raise ValueError(f"min_lr_ratio must lie in [0, 1], got {min_lr_ratio}.")
+        raise UserError(f"min_lr_ratio must lie in [0, 1], got {min_lr_ratio}.")
     if step < warmup:
         return lr * step / warmup
     if step >= total:
@@ -70,7 +76,7 @@ class EMA:
 
     def __init__(self, model: nn.Module, decay: float = 0.999) -> None:
         if not 0.0 <= decay < 1.0:
-            raise ValueError(f"EMA decay must lie in [0, 1), got {decay}.")
+            raise UserError(f"EMA decay must lie in [0, 1), got {decay}.")
         self.decay = float(decay)
         self.num_updates = 0
         self.shadow: dict[str, Tensor] = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -81,9 +87,9 @@ class EMA:
         return min(self.decay, (1.0 + n) / (10.0 + n))
 
     def _check(self, state: Mapping[str, Any], what: str) -> None:
-        problem = _state_mismatch(self.shadow, state)
+        problem = state_mismatch(self.shadow, state)
         if problem:
-            raise ValueError(f"The EMA does not fit {what} ({problem}): use the model the EMA was made from.")
+            raise UserError(f"The EMA does not fit {what} ({problem}): use the model the EMA was made from.")
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
@@ -156,7 +162,7 @@ class TrainConfig:
         ]
         for ok, message in rules:
             if not ok:
-                raise ValueError(f"TrainConfig: {message}, got {self}.")
+                raise UserError(f"TrainConfig: {message}, got {self}.")
 
 
 @dataclass
@@ -175,7 +181,7 @@ class TrainResult:
 # The training loop and its pieces.
 
 
-def _derive_seed(seed: int, stream: str) -> int:
+def derive_seed(seed: int, stream: str) -> int:
     """A 63-bit seed for one random stream, so the data and noise streams never coincide."""
     return int.from_bytes(hashlib.sha256(f"{seed}:{stream}".encode()).digest()[:8], "little") >> 1
 
@@ -185,11 +191,11 @@ def _to_device(batch: Any, device: torch.device) -> Batch:
         return batch.to(device)
     if isinstance(batch, (tuple, list)) and batch and all(isinstance(t, Tensor) for t in batch):
         return tuple(t.to(device) for t in batch)
-    raise ValueError(f"data(batch_size, generator) must return a tensor or a tuple of tensors, "
+    raise UserError(f"data(batch_size, generator) must return a tensor or a tuple of tensors, "
                      f"got {type(batch).__name__}.")
 
 
-def _batch_sampler(data: Any, batch_size: int, device: torch.device) -> Callable[[torch.Generator], Batch]:
+def batch_sampler(data: Any, batch_size: int, device: torch.device) -> Callable[[torch.Generator], Batch]:
     """A function generator -> batch: random rows (with replacement) of a tensor / tuple of tensors
     (N, ...), or a call to a sampler `data(batch_size, generator)`; the batch is moved to `device`."""
     if isinstance(data, Tensor):
@@ -199,13 +205,13 @@ def _batch_sampler(data: Any, batch_size: int, device: torch.device) -> Callable
     elif callable(data):
         return lambda gen: _to_device(data(batch_size, gen), device)
     else:
-        raise ValueError(f"data must be a tensor, a tuple of tensors or a callable, "
+        raise UserError(f"data must be a tensor, a tuple of tensors or a callable, "
                          f"got {type(data).__name__}.")
     if not tensors or not all(isinstance(t, Tensor) and t.dim() >= 1 for t in tensors):
-        raise ValueError("data must be a non-empty tuple of tensors with a first (example) dimension.")
+        raise UserError("data must be a non-empty tuple of tensors with a first (example) dimension.")
     sizes = {t.shape[0] for t in tensors}
     if len(sizes) != 1 or 0 in sizes:
-        raise ValueError(f"data tensors must share a non-zero first dimension, "
+        raise UserError(f"data tensors must share a non-zero first dimension, "
                          f"got {[t.shape[0] for t in tensors]}.")
     n = sizes.pop()
 
@@ -217,24 +223,67 @@ def _batch_sampler(data: Any, batch_size: int, device: torch.device) -> Callable
     return draw
 
 
+Optimizers = Callable[[nn.Module, "TrainConfig"], list[torch.optim.Optimizer]]
+# step(model, optimizers, batch, generator, cfg) -> the loss to record: one update of the model
+StepFn = Callable[[nn.Module, list[torch.optim.Optimizer], Batch, torch.Generator, "TrainConfig"], float]
+
+
+def adamw(model: nn.Module, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
+    """The default optimiser factory: one AdamW over all parameters (lr is set every step by `lr_at`)."""
+    return [torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)]
+
+
+def check_loss(value: float, where: str) -> float:
+    """The loss as a float, or LossNotFinite: training never continues past a NaN or infinite loss."""
+    if not math.isfinite(value):
+        raise LossNotFinite(f"The loss is {value} at {where}: lower lr or check the data and loss "
+                            "(the last saved state, if any, is kept).")
+    return value
+
+
+def default_step(loss_fn: Callable) -> StepFn:
+    """The usual update: 1. loss on the batch, 2. its gradients, 3. clip the global gradient norm,
+    4. one step of the (single) optimiser."""
+
+    def step(model: nn.Module, opts: list[torch.optim.Optimizer], batch: Batch, gen: torch.Generator,
+             cfg: TrainConfig) -> float:
+        loss = loss_fn(model, batch, gen)
+        if not isinstance(loss, Tensor) or loss.dim() != 0:
+            raise UserError(f"loss_fn must return a scalar tensor, got {getattr(loss, 'shape', type(loss))}.")
+        value = loss.item()
+        check_loss(value, "this step")  # before any gradient reaches the weights
+        for opt in opts:
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        for opt in opts:
+            opt.step()
+        return value
+
+    return step
+
+
 @dataclass
 class _Run:
     """Everything `train` needs besides the recipe; what the state file holds."""
 
     model: nn.Module
     ema: EMA
-    opt: torch.optim.Optimizer
+    opts: list[torch.optim.Optimizer]
     gens: tuple[torch.Generator, torch.Generator]  # (data on the CPU, noise on the device)
     device: torch.device
     step: int = 0
     history: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    updating: bool = False  # set by an optimiser's pre-step hook: the weights may be half-updated
 
 
 def _save_state(path: Path, run: _Run, cfg: TrainConfig) -> None:
-    _atomic_save({
+    save_torch({
         "format": STATE_FORMAT, "step": run.step, "config": asdict(cfg), "device": run.device.type,
-        "model": run.model.state_dict(), "ema": run.ema.state_dict(), "optimizer": run.opt.state_dict(),
+        "model": run.model.state_dict(), "ema": run.ema.state_dict(),
+        "optimizers": [opt.state_dict() for opt in run.opts],
         "rng_data": run.gens[0].get_state(), "rng_noise": run.gens[1].get_state(),
         "history": list(run.history), "seconds": run.seconds,
     }, path)
@@ -242,73 +291,86 @@ def _save_state(path: Path, run: _Run, cfg: TrainConfig) -> None:
 
 def _resume(path: Path, run: _Run, cfg: TrainConfig) -> None:
     """Load a training state into `run`, after checking everything that could make it not fit."""
-    remedy = "start training afresh"
-    state = _read(path, STATE_FORMAT, "training state", remedy)
+    remedy = f"delete it (rm {path}) to start training afresh"
+    state = read_torch(path, STATE_FORMAT, "training state", remedy)
     saved, now = state["config"], asdict(cfg)
     differ = [k for k in now if k not in RESUMABLE_FIELDS and saved.get(k) != now[k]]
     differ += [k for k in saved if k not in now]
     if differ:
         what = ", ".join(f"{k} (saved {saved.get(k)!r}, now {now.get(k)!r})" for k in differ)
-        raise ValueError(f"The training state {path} used another recipe: {what}; use its settings, "
-                         f"or delete it to {remedy}.")
+        raise UserError(f"The training state {path} used another recipe: {what}; use its settings, "
+                        f"or {remedy}.")
     if state["step"] > cfg.steps:
-        raise ValueError(f"The training state {path} is already at step {state['step']}, beyond "
-                         f"steps={cfg.steps}: raise steps or delete it to {remedy}.")
+        raise UserError(f"The training state {path} is already at step {state['step']}, beyond "
+                        f"steps={cfg.steps}: raise steps, or {remedy}.")
     if state["device"] != run.device.type:
-        raise ValueError(f"The training state {path} was saved on {state['device']} but this run is on "
-                         f"{run.device.type}: pass device={state['device']!r} or delete it to {remedy}.")
-    problem = _state_mismatch(run.model.state_dict(), state["model"])
+        raise UserError(f"The training state {path} was saved on {state['device']} but this run is on "
+                        f"{run.device.type}: pass device={state['device']!r} (--device {state['device']}), "
+                        f"or {remedy}.")
+    problem = state_mismatch(run.model.state_dict(), state["model"])
     if problem:
-        raise ValueError(f"The training state {path} does not fit this model ({problem}): build the model "
-                         f"it was trained with, or delete it to {remedy}.")
+        raise UserError(f"The training state {path} does not fit this model ({problem}): build the model "
+                        f"it was trained with, or {remedy}.")
+    if len(state["optimizers"]) != len(run.opts):
+        raise UserError(f"The training state {path} holds {len(state['optimizers'])} optimisers but this "
+                        f"run has {len(run.opts)} (another set of blocks?): use its settings, or {remedy}.")
     run.model.load_state_dict(state["model"])
     run.ema.load_state_dict(state["ema"])
-    run.opt.load_state_dict(state["optimizer"])
+    for opt, saved_opt in zip(run.opts, state["optimizers"], strict=True):
+        opt.load_state_dict(saved_opt)
     run.gens[0].set_state(state["rng_data"])
     run.gens[1].set_state(state["rng_noise"])
     run.step, run.history, run.seconds = state["step"], list(state["history"]), float(state["seconds"])
 
 
-def _forward_backward(run: _Run, loss_fn: Callable, draw: Callable, cfg: TrainConfig) -> float:
-    """1. draw a batch, 2. loss and gradients, 3. clip the global gradient norm; returns the loss."""
-    batch = draw(run.gens[0])
-    loss = loss_fn(run.model, batch, run.gens[1])
-    if not isinstance(loss, Tensor) or loss.dim() != 0:
-        raise ValueError(f"loss_fn must return a scalar tensor, got {getattr(loss, 'shape', type(loss))}.")
-    value = loss.item()
-    if not math.isfinite(value):
-        raise FloatingPointError(f"The loss is {value} at step {run.step + 1}: lower lr or check the data "
-                                 "and loss (the last saved state, if any, is kept).")
-    run.opt.zero_grad(set_to_none=True)
-    loss.backward()
-    if cfg.grad_clip is not None:
-        nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
-    return value
-
-
-def _update(run: _Run, cfg: TrainConfig, value: float) -> None:
-    """4. AdamW step at lr_at(step), 5. EMA update, 6. record the loss."""
+def _one_update(run: _Run, step_fn: StepFn, draw: Callable, cfg: TrainConfig) -> float:
+    """1. lr_at(step) on every optimiser, 2. draw a batch, 3. the step function (loss, gradients,
+    optimiser steps), 4. the finite-loss check, 5. EMA update, 6. record the loss."""
     lr = lr_at(run.step, lr=cfg.lr, warmup=cfg.warmup, total=cfg.steps, min_lr_ratio=cfg.min_lr_ratio)
-    for group in run.opt.param_groups:
-        group["lr"] = lr
-    run.opt.step()
+    for opt in run.opts:
+        for group in opt.param_groups:
+            group["lr"] = lr
+    batch = draw(run.gens[0])
+    try:
+        value = check_loss(float(step_fn(run.model, run.opts, batch, run.gens[1], cfg)), "this step")
+    except LossNotFinite as err:  # say which step (a step function does not know its number)
+        raise LossNotFinite(str(err).replace("at this step", f"at step {run.step + 1}")) from None
     run.ema.update(run.model)
     run.history.append(value)
     run.step += 1
+    return value
 
 
-def _loop(run: _Run, loss_fn, draw, cfg: TrainConfig, path: Path | None, desc, callback, progress) -> None:
+def _interrupted(run: _Run, cfg: TrainConfig, path: Path | None, rewind, start_clock: float,
+                 start_seconds: float) -> TrainingInterrupted:
+    """Ctrl-C: save a consistent state (the draws of an unfinished step given back) or keep the last
+    one (when an optimiser had started changing the weights); returns the exception that says which."""
+    if path is None or run.updating:
+        return TrainingInterrupted(run.step, path, saved=False)
+    if rewind is not None:  # interrupted before any weight changed: give back the draws it made
+        run.gens[0].set_state(rewind[0])
+        run.gens[1].set_state(rewind[1])
+    run.seconds = start_seconds + time.perf_counter() - start_clock
+    _save_state(path, run, cfg)
+    return TrainingInterrupted(run.step, path, saved=True)
+
+
+def _loop(run: _Run, step_fn: StepFn, draw, cfg: TrainConfig, path: Path | None, desc, callback,
+          progress) -> None:
     """Steps run.step .. cfg.steps-1; on KeyboardInterrupt saves a consistent state, then re-raises."""
     start_clock, start_seconds = time.perf_counter(), run.seconds
     bar = tqdm(total=cfg.steps, initial=run.step, desc=desc, disable=not progress, dynamic_ncols=True)
-    rewind, updating = None, False
+    rewind = None
+
+    def mark_updating(*_):  # an optimiser is about to change weights: no rewinding after this
+        run.updating = True
+
+    hooks = [opt.register_step_pre_hook(mark_updating) for opt in run.opts]
     try:
         while run.step < cfg.steps:
             rewind = (run.gens[0].get_state(), run.gens[1].get_state())
-            value = _forward_backward(run, loss_fn, draw, cfg)
-            updating = True
-            _update(run, cfg, value)
-            rewind, updating = None, False
+            value = _one_update(run, step_fn, draw, cfg)
+            rewind, run.updating = None, False
             run.seconds = start_seconds + time.perf_counter() - start_clock
             bar.update(1)
             if run.step % cfg.log_every == 0 or run.step == cfg.steps:
@@ -319,25 +381,19 @@ def _loop(run: _Run, loss_fn, draw, cfg: TrainConfig, path: Path | None, desc, c
                 _save_state(path, run, cfg)
             if callback is not None:
                 callback(run.step, value)
-    except KeyboardInterrupt:
-        if path is not None and updating:
-            print(f"Interrupted in the middle of an update: the last saved state in {path} is kept.")
-        elif path is not None:
-            if rewind is not None:  # interrupted before the update: give back the draws it made
-                run.gens[0].set_state(rewind[0])
-                run.gens[1].set_state(rewind[1])
-            run.seconds = start_seconds + time.perf_counter() - start_clock
-            _save_state(path, run, cfg)
-            print(f"Interrupted after step {run.step}: state saved to {path}; "
-                  "run the same call again to resume.")
+    except TrainingInterrupted:
         raise
+    except KeyboardInterrupt:
+        raise _interrupted(run, cfg, path, rewind, start_clock, start_seconds) from None
     finally:
+        for hook in hooks:
+            hook.remove()
         bar.close()
 
 
 def train(
     model: nn.Module,
-    loss_fn: Callable[[nn.Module, Batch, torch.Generator], Tensor],
+    loss_fn: Callable[[nn.Module, Batch, torch.Generator], Tensor] | None,
     data: Tensor | tuple[Tensor, ...] | Callable[[int, torch.Generator], Batch],
     cfg: TrainConfig,
     *,
@@ -346,6 +402,8 @@ def train(
     desc: str = "training",
     callback: Callable[[int, float], None] | None = None,
     progress: bool = True,
+    step: StepFn | None = None,
+    optimizers: Optimizers = adamw,
 ) -> TrainResult:
     """Train `model` in place with AdamW, warm-up + cosine lr, gradient clipping and an EMA.
 
@@ -355,24 +413,31 @@ def train(
     from cfg.seed, and the batch is moved to `device` (default: `pick_device()`).
     loss_fn(model, batch, generator) -> scalar loss; `generator` lives on `device`, is seeded from
     cfg.seed, and is where all of the loss's noise must come from.
+    step, optimizers: the hooks of a recipe that updates differently (NoProp: one optimiser per block,
+    each block stepped on its own loss): `optimizers(model, cfg)` -> list of optimisers (default one
+    AdamW), `step(model, optimizers, batch, generator, cfg)` -> the loss value to record (default
+    `default_step(loss_fn)`). The loop sets every optimiser's lr, checks the loss is finite, updates
+    the EMA and saves/resumes everything.
     state_path: where the full training state is saved (every cfg.ckpt_every steps, at the end, and
     on KeyboardInterrupt, e.g. from Ctrl-C or from `callback(step, loss)`). If the file exists,
     training resumes from it and ends bit-identical to an uninterrupted run; only `steps`,
     `ckpt_every` and `log_every` may differ from the saved config. (Dropout draws from torch's
     global RNG, which the state does not hold: a model with dropout resumes correctly, not bit-exactly.)
     """
+    if step is None and loss_fn is None:
+        raise UserError("train needs a loss_fn, or a step function that computes its own losses.")
     device = torch.device(device) if device is not None else pick_device()
-    draw = _batch_sampler(data, cfg.batch_size, device)
+    draw = batch_sampler(data, cfg.batch_size, device)
     model.to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    gens = (torch.Generator().manual_seed(_derive_seed(cfg.seed, "data")),
-            torch.Generator(device=device).manual_seed(_derive_seed(cfg.seed, "noise")))
-    run = _Run(model=model, ema=EMA(model, cfg.ema_decay), opt=opt, gens=gens, device=device)
+    gens = (torch.Generator().manual_seed(derive_seed(cfg.seed, "data")),
+            torch.Generator(device=device).manual_seed(derive_seed(cfg.seed, "noise")))
+    run = _Run(model=model, ema=EMA(model, cfg.ema_decay), opts=list(optimizers(model, cfg)), gens=gens,
+               device=device)
     path = Path(state_path) if state_path is not None else None
     if path is not None and path.exists():
         _resume(path, run, cfg)
     start = run.step
-    _loop(run, loss_fn, draw, cfg, path, desc, callback, progress)
+    _loop(run, step or default_step(loss_fn), draw, cfg, path, desc, callback, progress)
     if path is not None and run.step > start:
         _save_state(path, run, cfg)
     ema_model = copy.deepcopy(model)
@@ -380,4 +445,3 @@ def train(
     ema_model.zero_grad(set_to_none=True)
     return TrainResult(model=model, ema_model=ema_model.eval(), history=list(run.history),
                        seconds=run.seconds, steps=run.step)
-

@@ -79,7 +79,7 @@ def test_ddim_step_is_an_euler_step_of_the_ode_up_to_second_order(model):
 
 
 @pytest.mark.parametrize("name,steps,spacing", [("euler", 100, "time"), ("heun", 40, "time"),
-                                                ("dpm_solver", 20, "logsnr"), ("rk45", 1, "time"),
+                                                ("dpm_solver", 20, "lambda"), ("rk45", 1, "time"),
                                                 ("euler_maruyama", 300, "time")])
 def test_samplers_reproduce_gaussian_data(model, name, steps, spacing):
     g = torch.Generator().manual_seed(1)
@@ -103,7 +103,7 @@ def test_orders_of_convergence(model):
     assert 1.7 < e[0] / e[1] < 2.3, e  # first order: halve the step, halve the error
     h = [_error(model, "heun", k, "time", x, ref) for k in (10, 20)]
     assert h[0] / h[1] > 2.5, h  # (nearly) second order
-    d = [_error(model, "dpm_solver", k, "logsnr", x, ref) for k in (20, 40)]
+    d = [_error(model, "dpm_solver", k, "lambda", x, ref) for k in (20, 40)]
     assert d[0] / d[1] > 3.0, d
     assert d[1] < h[1] and h[1] < e[1]
 
@@ -124,7 +124,7 @@ def test_dpm_solver_pinned():
 
     model = Denoiser(net, BETA)
     x = torch.randn(2, 2, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
-    out = get_sampler("dpm_solver")(model, x, continuous_timesteps(model, 5, spacing="logsnr"))
+    out = get_sampler("dpm_solver")(model, x, continuous_timesteps(model, 5, spacing="lambda"))
     torch.testing.assert_close(out, torch.tensor(PINNED_DPM, dtype=torch.float64), rtol=1e-9, atol=1e-9)
 
 
@@ -180,8 +180,8 @@ def test_bad_input(model):
 PINNED_DPM = [[-171.6525734564107, -102.64908006080658], [341.22476062859016, 229.75310480492882]]
 
 
-def test_first_logsnr_grid_jumps_then_spaces_evenly_in_logsnr(model):
-    ts = continuous_timesteps(model, 6, spacing="logsnr", first_logsnr=-1.0)
+def test_first_lambda_grid_jumps_then_spaces_evenly_in_lambda(model):
+    ts = continuous_timesteps(model, 6, spacing="lambda", first_lambda=-1.0)
     assert len(ts) == 7 and ts[0] == model.T and ts[-1] == 1.0
     lam = []
     for t in ts:
@@ -190,7 +190,7 @@ def test_first_logsnr_grid_jumps_then_spaces_evenly_in_logsnr(model):
     assert lam[1] == pytest.approx(-1.0, abs=0.01)  # the first stop is where λ = -1
     gaps = [b - a for a, b in zip(lam[1:], lam[2:], strict=False)]
     assert max(gaps) - min(gaps) < 0.02  # then evenly spaced in λ
-    with pytest.raises(ValueError, match="first_logsnr must lie in"):
-        continuous_timesteps(model, 6, spacing="logsnr", first_logsnr=9.0)
-    with pytest.raises(ValueError, match="spacing='logsnr' only"):
-        continuous_timesteps(model, 6, first_logsnr=-1.0)
+    with pytest.raises(ValueError, match="first_lambda must lie in"):
+        continuous_timesteps(model, 6, spacing="lambda", first_lambda=9.0)
+    with pytest.raises(ValueError, match="spacing='lambda' only"):
+        continuous_timesteps(model, 6, first_lambda=-1.0)

@@ -10,30 +10,29 @@ import pytest
 import torch
 from test_pusht import REAL
 
-from ddpm_nb.data.pusht import MinMax, read_store
+from ddpm_nb.checkpoints import save_weights
+from ddpm_nb.data.pusht import read_store
 from ddpm_nb.diffusion import q_sample
 from ddpm_nb.nets import UNet1D
 from ddpm_nb.policy import (
     DiffusionPlanner,
+    MinMax,
     PolicyModel,
     RecedingHorizonPolicy,
     RegressionPlanner,
+    chunk_error,
+    diffusion_loss,
     evaluate,
     load_policy,
     make_env,
-    rollout,
-    save_policy,
-)
-from ddpm_nb.pusht_train import (
-    chunk_error,
-    diffusion_loss,
     policy_config,
     prepare,
+    rollout,
+    save_policy,
     train_policy,
     validation_loss,
 )
 from ddpm_nb.train import TrainConfig
-from ddpm_nb.weights import save_weights
 
 TINY = {"down_dims": [8, 16], "step_dim": 16, "groups": 4}
 
@@ -251,7 +250,7 @@ def test_one_episode_smoke_evaluation(env):
 
 
 def test_split_evaluations_merge_into_the_whole(env):
-    from ddpm_nb.pusht_eval import merge_evaluations
+    from ddpm_nb.policy import merge_evaluations
 
     def run(episodes, seed):
         policy = RecedingHorizonPolicy(DiffusionPlanner(tiny_policy(), "ddim", 3))

@@ -22,6 +22,7 @@ from test_cache import refused_url, serving
 
 from ddpm_nb.data import pusht
 from ddpm_nb.data.cache import CorruptDownload, DatasetUnavailable
+from ddpm_nb.policy import windows
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"  # what `make` sets DDPM_NB_DATA to
 REAL = SHARED / "pusht" / pusht.STORE_NAME
@@ -223,17 +224,17 @@ def test_a_bad_archive_is_refused_and_deleted(monkeypatch, tmp_path, what):
 # ---------------------------------------------------------------- split, windows
 
 def test_split_holds_out_every_tenth_episode(real):
-    train, val = pusht.split_episodes(real.episodes)
+    train, val = windows.split_episodes(real.episodes)
     assert (len(train), len(val)) == (186, 20)
     assert sorted(train + val) == list(range(206)) and not set(train) & set(val)
     assert val[:3] == [9, 19, 29]
     with pytest.raises(ValueError, match="every >= 2"):
-        pusht.split_episodes(10, every=1)
+        windows.split_episodes(10, every=1)
 
 
 def test_windows_stay_inside_their_episode_and_pad_by_repetition():
     ends = torch.tensor([5, 30, 52])  # lengths 5 (shorter than a window), 25, 22
-    idx = pusht.window_index(ends)
+    idx = windows.window_index(ends)
     episode_of = torch.bucketize(idx, ends, right=True)  # episode of each row index
     assert (episode_of == episode_of[:, :1]).all(), "a window crosses two episodes"
     # windows per episode: max(L - T_p + T_o + T_a - 1, 1) = max(L - 7, 1)
@@ -249,39 +250,39 @@ def test_windows_stay_inside_their_episode_and_pad_by_repetition():
 
 
 def test_windows_of_the_real_data(real):
-    train, val = pusht.split_episodes(real.episodes)
-    idx = {name: pusht.window_index(real.episode_ends, eps) for name, eps in
+    train, val = windows.split_episodes(real.episodes)
+    idx = {name: windows.window_index(real.episode_ends, eps) for name, eps in
            (("all", None), ("train", train), ("val", val))}
     assert {k: v.shape[0] for k, v in idx.items()} == {"all": 24208, "train": 21920, "val": 2288}
-    obs, act = pusht.make_windows(real.state, real.action, idx["val"])
+    obs, act = windows.make_windows(real.state, real.action, idx["val"])
     assert obs.shape == (2288, 2, 5) and act.shape == (2288, 16, 2)
     val_rows = torch.cat([torch.arange(real.episode(e).start, real.episode(e).stop) for e in val])
     assert torch.isin(idx["val"], val_rows).all() and not torch.isin(idx["train"], val_rows).any()
     with pytest.raises(ValueError, match="Episode 206 does not exist"):
-        pusht.window_index(real.episode_ends, [206])
+        windows.window_index(real.episode_ends, [206])
 
 
 # ---------------------------------------------------------------- features and the normaliser
 
 def test_minmax_maps_the_fitted_range_to_minus_one_one_and_round_trips():
     x = torch.tensor([[0.0, 10.0, 3.0], [512.0, 20.0, 3.0], [100.0, 15.0, 3.0]])
-    norm = pusht.MinMax.fit(x)
+    norm = windows.MinMax.fit(x)
     y = norm.encode(x)
     assert y[:, :2].min().item() == -1.0 and y[:, :2].max().item() == 1.0
     assert torch.equal(y[:, 2], torch.zeros(3))  # a constant feature is only centred
     torch.testing.assert_close(norm.decode(y), x)
-    back = pusht.MinMax.from_state_dict(norm.state_dict())
+    back = windows.MinMax.from_state_dict(norm.state_dict())
     assert torch.equal(back.low, norm.low) and torch.equal(back.high, norm.high)
     with pytest.raises(ValueError, match="3 features but x has shape"):
         norm.encode(torch.zeros(4, 2))
     with pytest.raises(ValueError, match="normaliser state must be"):
-        pusht.MinMax.from_state_dict({"low": torch.zeros(2)})
+        windows.MinMax.from_state_dict({"low": torch.zeros(2)})
 
 
 def test_normaliser_fitted_on_training_episodes_only(real):
-    train, val = pusht.split_episodes(real.episodes)
+    train, val = windows.split_episodes(real.episodes)
     rows = torch.cat([torch.arange(real.episode(e).start, real.episode(e).stop) for e in train])
-    norm = pusht.MinMax.fit(real.action[rows])
+    norm = windows.MinMax.fit(real.action[rows])
     assert torch.equal(norm.low, real.action[rows].min(0).values)
     y = norm.encode(real.action)
     torch.testing.assert_close(norm.decode(y), real.action, atol=1e-4, rtol=0)
@@ -291,9 +292,9 @@ def test_normaliser_fitted_on_training_episodes_only(real):
 def test_state_features():
     s = torch.tensor([[1.0, 2.0, 3.0, 4.0, np.pi / 2]])
     want = torch.tensor([[1.0, 2.0, 3.0, 4.0, 1.0, 0.0]])
-    torch.testing.assert_close(pusht.state_features(s, "sincos"), want)
-    assert torch.equal(pusht.state_features(s), s)
+    torch.testing.assert_close(windows.state_features(s, "sincos"), want)
+    assert torch.equal(windows.state_features(s), s)
     with pytest.raises(ValueError, match="Unknown observation features 'pixels'"):
-        pusht.state_features(s, "pixels")
+        windows.state_features(s, "pixels")
     with pytest.raises(ValueError, match="5 numbers"):
-        pusht.state_features(torch.zeros(2, 4))
+        windows.state_features(torch.zeros(2, 4))

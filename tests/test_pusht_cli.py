@@ -16,8 +16,7 @@ import torch
 from ddpm_nb import recipes
 from ddpm_nb.cli import main
 from ddpm_nb.data.pusht import STORE_NAME
-from ddpm_nb.policy import POLICIES, load_policy, make_planner
-from ddpm_nb.pusht_train import policy_config, recipe_config
+from ddpm_nb.policy import POLICIES, load_policy, make_planner, policy_config, recipe_config
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"  # what `make` sets DDPM_NB_DATA to
 REAL = SHARED / "pusht" / STORE_NAME
@@ -71,12 +70,11 @@ def test_train_resume_and_eval_end_to_end(tmp_path, data_root, capsys):
 
 def test_eval_refuses_unknown_samplers_policies_and_mismatched_checkpoints(tmp_path, capsys):
     assert main(["eval", "pusht", "--sampler", "nope", "--episodes", "1"]) == 2
-    assert "Unknown sampler 'nope'" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exit_:
-        main(["eval", "pusht", "--policy", "transformer"])
-    assert exit_.value.code == 2 and "invalid choice" in capsys.readouterr().err
+    assert "invalid choice: 'nope'" in capsys.readouterr().err
+    assert main(["eval", "pusht", "--policy", "transformer"]) == 2
+    assert "invalid choice" in capsys.readouterr().err
     assert main(["eval", "cartpole"]) == 2
-    assert "Unknown evaluation 'cartpole'" in capsys.readouterr().err
+    assert "invalid choice: 'cartpole'" in capsys.readouterr().err
     assert main(["eval", "pusht", "--checkpoint", str(tmp_path / "none.pt")]) == 2
     assert "No checkpoint at" in capsys.readouterr().err
     from ddpm_nb.policy import PolicyModel, save_policy

@@ -1,5 +1,5 @@
-"""Tests for chapter 5's helpers: drawing PushT (ddpm_nb.plots_pusht), a planner started from given
-noise, and the committed training curves (ddpm_nb.pusht_train.loss_curve and friends)."""
+"""Tests for chapter 5's helpers: drawing PushT (ddpm_nb.policy.draw), a planner started from given
+noise, and the committed training curves (ddpm_nb.checkpoints.loss_curve and friends)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,9 @@ import torch
 from conftest import ROOT
 from test_policy import WINDOW, tiny_policy
 
-from ddpm_nb import plots_pusht
+from ddpm_nb.checkpoints import file_sha256, loss_curve, read_loss_curve, save_loss_curve
 from ddpm_nb.policy import DiffusionPlanner
-from ddpm_nb.pusht_train import loss_curve, read_loss_curve, save_loss_curve
-from ddpm_nb.weights import file_sha256
+from ddpm_nb.policy import draw as plots_pusht
 
 matplotlib.use("Agg")
 
@@ -37,7 +36,7 @@ def test_the_t_has_the_area_and_corners_of_gym_pushts_block():
 
 def test_polygons_and_coverage_match_the_environment():
     pytest.importorskip("gym_pusht")
-    from ddpm_nb.pusht_eval import make_env
+    from ddpm_nb.policy import make_env
 
     env = make_env()
     try:

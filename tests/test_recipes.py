@@ -38,7 +38,7 @@ def test_missing_checkpoint_says_how_to_get_it(tmp_path, monkeypatch):
 
 
 def test_load_refuses_a_checkpoint_of_another_model(tmp_path, monkeypatch):
-    from ddpm_nb.weights import save_weights
+    from ddpm_nb.checkpoints import save_weights
 
     (tmp_path / "MANIFEST.md").write_text("empty\n")
     monkeypatch.setenv("DDPM_NB_CHECKPOINTS", str(tmp_path))
@@ -82,15 +82,15 @@ def test_classifier_report_counts_and_entropy():
 
 def test_bench_rejects_bad_arguments(capsys):
     assert main(["bench", "elbo", "--sigma2", "small"]) == 2
-    assert "beta, beta_tilde" in capsys.readouterr().err
+    assert "'beta', 'beta_tilde'" in capsys.readouterr().err
     assert main(["bench", "elbo", "--points", "10"]) == 2
     assert "2000" in capsys.readouterr().err
     assert main(["bench", "nothing"]) == 2
-    assert "elbo, images" in capsys.readouterr().err
+    assert "'elbo', 'images'" in capsys.readouterr().err
 
 
 def test_steps_for_nfe_spends_exactly_the_budget():
-    from ddpm_nb.bench import steps_for_nfe
+    from ddpm_nb.samplers import steps_for_nfe
 
     assert steps_for_nfe("ddim", 10) == 10
     assert steps_for_nfe("dpm_solver", 10) == 9 and steps_for_nfe("euler", 20) == 19

@@ -224,23 +224,17 @@ def test_cli_student_without_notebooks(tmp_path, monkeypatch, capsys):
 
 
 def test_cli_help_lists_student(capsys):
-    with pytest.raises(SystemExit) as info:
-        main(["--help"])
-    assert info.value.code == 0
+    assert main(["--help"]) == 0
     out = capsys.readouterr().out
     assert "student" in out and "write the student edition" in out
 
 
 def test_cli_student_help(capsys):
-    with pytest.raises(SystemExit) as info:
-        main(["student", "--help"])
-    assert info.value.code == 0
+    assert main(["student", "--help"]) == 0
     assert "--out" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv", [[], ["fly"]])
 def test_cli_without_or_with_unknown_command_is_a_usage_error(argv, capsys):
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    assert info.value.code == 2
+    assert main(argv) == 2
     assert "usage: ddpm-nb" in capsys.readouterr().err

@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
+from ddpm_nb.checkpoints import load_or_train, load_weights, save_weights
 from ddpm_nb.train import EMA, STATE_FORMAT, TrainConfig, TrainResult, lr_at, train
-from ddpm_nb.weights import load_or_train, load_weights, save_weights
 
 CPU = torch.device("cpu")
 
@@ -373,7 +373,13 @@ def test_load_weights_errors(tmp_path, trained):
         load_weights(tmp_path / "nope.pt", build)
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="bad.pt is corrupt"):
+    with pytest.raises(ValueError, match="bad.pt is not a torch file, not a checkpoint"):
+        load_weights(bad, build)
+    bad.write_bytes(path.read_bytes()[:300])  # a cut download or copy
+    with pytest.raises(ValueError, match="bad.pt is corrupt or truncated"):
+        load_weights(bad, build)
+    bad.write_text('{"episodes": 50}')  # an evaluation JSON passed by mistake
+    with pytest.raises(ValueError, match="bad.pt is a JSON file, not a checkpoint"):
         load_weights(bad, build)
     with pytest.raises(ValueError, match="JSON"):
         save_weights(tmp_path / "x.pt", trained.ema_model, config={"t": torch.ones(2)})

@@ -1,7 +1,7 @@
 """Rewrite checkpoints/MANIFEST.md from the checkpoint files themselves (sha256, size, command, time).
 
 Usage: python tools/manifest.py [--check]. Each checkpoint stores the command that made it and how
-long it trained (ddpm_nb.weights.save_weights meta); this table is generated from that, so it cannot
+long it trained (ddpm_nb.checkpoints.save_weights meta); this table is generated from that, so it cannot
 drift. With --check, exit 1 if the file on disk differs. A test runs the check.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ddpm_nb.weights import file_sha256
+from ddpm_nb.checkpoints import file_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 CKPT = ROOT / "checkpoints"

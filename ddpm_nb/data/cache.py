@@ -12,13 +12,15 @@ import hashlib
 import http.client
 import os
 import ssl
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
 from tqdm.auto import tqdm
+
+from ..errors import UserError
+from ..files import atomic_open
 
 __all__ = ["DatasetUnavailable", "CorruptDownload", "data_roots", "cache_dir", "md5sum", "sha256sum",
            "download"]
@@ -30,7 +32,7 @@ _NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionE
                    ssl.SSLError)
 
 
-class DatasetUnavailable(RuntimeError):
+class DatasetUnavailable(UserError):
     """A data set was found nowhere: not in the data roots, not in the cache, and not downloadable.
 
     dataset: what was wanted; looked: every place tried (a path or URL, with what was wrong
@@ -46,7 +48,7 @@ class DatasetUnavailable(RuntimeError):
         return type(self), (self.dataset, self.looked, self.todo)
 
 
-class CorruptDownload(ValueError):
+class CorruptDownload(UserError):
     """A file (a download, or a copy of one) does not match its published checksum."""
 
 
@@ -104,7 +106,7 @@ def download(urls: Sequence[str], dest: str | Path, *, md5: str | None = None, s
     if isinstance(urls, str):
         urls = [urls]
     if not urls:
-        raise ValueError("download needs at least one URL.")
+        raise UserError("download needs at least one URL.")
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     expected = {name: value.lower() for name, value in (("md5", md5), ("sha256", sha256)) if value}
@@ -122,32 +124,23 @@ def download(urls: Sequence[str], dest: str | Path, *, md5: str | None = None, s
 def _fetch(url: str, dest: Path, expected: dict[str, str], timeout: float) -> Path:
     """One attempt of `download`: stream `url` to a temporary file, verify, rename onto `dest`."""
     hashers = {name: hashlib.new(name) for name in expected}
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            received = 0
-            with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name,
-                      leave=False) as bar:
-                while chunk := response.read(CHUNK):
-                    out.write(chunk)
-                    for h in hashers.values():
-                        h.update(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
-            if total is not None and received != total:
-                raise ConnectionError(f"the transfer stopped after {received} of {total} bytes")
-            out.flush()
-            os.fsync(out.fileno())
-        for name, h in hashers.items():
+    with atomic_open(dest, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        received = 0
+        with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name,
+                  leave=False) as bar:
+            while chunk := response.read(CHUNK):
+                out.write(chunk)
+                for h in hashers.values():
+                    h.update(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+        if total is not None and received != total:
+            raise ConnectionError(f"the transfer stopped after {received} of {total} bytes")
+        for name, h in hashers.items():  # a mismatch raises inside the block: nothing is renamed
             if h.hexdigest() != expected[name]:
                 raise CorruptDownload(
                     f"The download of {dest.name} from {url} has {name} {h.hexdigest()} but the published "
                     f"checksum is {expected[name]}, so it was deleted: run again (a proxy or a cut transfer "
                     f"can damage a download), or fetch the file by hand into {dest.parent}.")
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a cached data file is not a secret
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)  # gone already after a successful os.replace
     return dest

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..checks import check_shape
+from ..errors import UserError
 from .cache import CorruptDownload, DatasetUnavailable, cache_dir, data_roots, md5sum, sha256sum
 from .cache import download as _download
 
@@ -93,22 +94,22 @@ def parse_idx(data: bytes) -> np.ndarray:
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as err:
-            raise ValueError(f"The gzip-compressed IDX data is damaged ({err}): download the file again."
+            raise UserError(f"The gzip-compressed IDX data is damaged ({err}): download the file again."
                              ) from err
     if len(data) < 4:
-        raise ValueError(f"The IDX data is {len(data)} bytes long, too short for a header: the file is "
+        raise UserError(f"The IDX data is {len(data)} bytes long, too short for a header: the file is "
                          "damaged.")
     magic = int.from_bytes(data[:4], "big")
     if magic not in _IDX_NDIM:
-        raise ValueError(f"Not an IDX file of unsigned bytes: magic number 0x{magic:08x}, expected "
+        raise UserError(f"Not an IDX file of unsigned bytes: magic number 0x{magic:08x}, expected "
                          "0x00000801 (labels) or 0x00000803 (images).")
     ndim = _IDX_NDIM[magic]
     start = 4 + 4 * ndim
     if len(data) < start:
-        raise ValueError(f"The IDX header is cut short ({len(data)} of {start} bytes): the file is damaged.")
+        raise UserError(f"The IDX header is cut short ({len(data)} of {start} bytes): the file is damaged.")
     shape = struct.unpack(f">{ndim}I", data[4:start])
     if len(data) - start != math.prod(shape):
-        raise ValueError(f"The IDX header promises shape {shape} ({math.prod(shape)} bytes) but "
+        raise UserError(f"The IDX header promises shape {shape} ({math.prod(shape)} bytes) but "
                          f"{len(data) - start} bytes follow: the file is truncated or damaged, download it "
                          "again.")
     return np.frombuffer(data, dtype=np.uint8, offset=start).reshape(shape).copy()
@@ -125,7 +126,7 @@ def book_split(images: np.ndarray) -> np.ndarray:
     """
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise ValueError(f"images must be a (N, 28, 28) uint8 array, got {images.shape} {images.dtype}.")
+        raise UserError(f"images must be a (N, 28, 28) uint8 array, got {images.shape} {images.dtype}.")
     images = np.ascontiguousarray(images)
     heads = b"".join(hashlib.sha256(image.tobytes()).digest()[:8] for image in images)
     return np.frombuffer(heads, dtype=">u8") % TEST_MODULUS == 0
@@ -166,7 +167,7 @@ def _read_official_files(files: tuple[tuple[str, tuple[str, int, int]], ...]) ->
         parse_idx(path[f"{part}-{kind}-idx{ndim}-ubyte.gz"].read_bytes())
         for part in ("train", "t10k") for kind, ndim in (("images", 3), ("labels", 1)))
     if len(train_x) != len(train_y) or len(test_x) != len(test_y):
-        raise ValueError("The official image and label files disagree on the number of images.")
+        raise UserError("The official image and label files disagree on the number of images.")
     images, labels = np.concatenate([train_x, test_x]), np.concatenate([train_y, test_y])
     is_test = book_split(images)
     _read_only(images, labels, is_test)
@@ -246,7 +247,7 @@ def load_fashion_mnist(split: str = "train", *, download: bool = True) -> Fashio
     The decoded pool stays in memory, so a second call only copies out the split.
     """
     if split not in SPLITS:
-        raise ValueError(f"Unknown split {split!r}: choose one of {', '.join(map(repr, SPLITS))}.")
+        raise UserError(f"Unknown split {split!r}: choose one of {', '.join(map(repr, SPLITS))}.")
     pool = _pool(download=download)
     if split == "all":
         keep = np.ones(len(pool.labels), dtype=bool)
@@ -266,7 +267,7 @@ def to_model_range(images: torch.Tensor) -> torch.Tensor:
     """
     check_shape("images", images, (None, None, None))
     if images.dtype != torch.uint8:
-        raise ValueError(f"images must be uint8 pixels in 0..255, got {images.dtype}.")
+        raise UserError(f"images must be uint8 pixels in 0..255, got {images.dtype}.")
     return images.unsqueeze(1).to(torch.float32) / 127.5 - 1.0
 
 
@@ -277,7 +278,7 @@ def from_model_range(x: torch.Tensor) -> torch.Tensor:
     """
     check_shape("x", x, (None, 1, None, None))
     if not torch.is_floating_point(x):
-        raise ValueError(f"x must be a floating-point tensor in [-1, 1], got {x.dtype}.")
+        raise UserError(f"x must be a floating-point tensor in [-1, 1], got {x.dtype}.")
     if not torch.isfinite(x).all():
-        raise ValueError("x holds NaN or infinite values (did sampling diverge?): they are not pixels.")
+        raise UserError("x holds NaN or infinite values (did sampling diverge?): they are not pixels.")
     return ((x.clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8).squeeze(1)

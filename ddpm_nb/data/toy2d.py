@@ -7,6 +7,7 @@ import math
 import torch
 
 from ..checks import check_shape
+from ..errors import UserError
 
 __all__ = ["TOY2D", "sample_toy2d", "mixture_params", "mixture_log_prob", "mixture_eps"]
 
@@ -33,9 +34,9 @@ def sample_toy2d(name: str, n: int, *, generator: torch.Generator | None = None,
                  dtype: torch.dtype = torch.float32) -> Tensor:
     """n points (n, 2) of a 2-D toy set: '8gaussians' (std 0.1, radius 2), 'swissroll' or 'moons'."""
     if name not in TOY2D:
-        raise ValueError(f"Unknown 2-D data set {name!r}: choose one of {', '.join(TOY2D)}.")
+        raise UserError(f"Unknown 2-D data set {name!r}: choose one of {', '.join(TOY2D)}.")
     if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-        raise ValueError(f"n must be a positive integer, got {n!r}.")
+        raise UserError(f"n must be a positive integer, got {n!r}.")
     if name == "8gaussians":
         centres, std = mixture_params()
         k = torch.randint(0, centres.shape[0], (n,), generator=generator)

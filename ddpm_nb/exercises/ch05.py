@@ -8,8 +8,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ..data.pusht import MinMax, window_index
-from ..policy import RecedingHorizonPolicy
+from ..policy.planners import RecedingHorizonPolicy
+from ..policy.windows import MinMax, window_index
 from ._core import ExerciseWrong, attempt, close, diagnose, expect_tensor, passed
 
 __all__ = ["check_episode_windows", "check_minmax", "check_receding_horizon"]

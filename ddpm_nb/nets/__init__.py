@@ -4,10 +4,9 @@ the v-prediction wrapper that makes a v-network callable as a noise predictor.""
 from .classifier import ImageClassifier
 from .embeddings import sinusoidal_embedding
 from .mlp import MLPDenoiser
-from .noprop_blocks import BackpropChain, DenoiseBlock
 from .prediction import VPrediction
 from .unet1d import UNet1D
 from .unet2d import UNet2D
 
 __all__ = ["sinusoidal_embedding", "MLPDenoiser", "UNet2D", "ImageClassifier", "UNet1D"]
-__all__ += ["DenoiseBlock", "BackpropChain", "VPrediction"]
+__all__ += ["VPrediction"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import UserError
+
 __all__ = ["ImageClassifier"]
 
 
@@ -26,5 +28,5 @@ class ImageClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1:] != (1, 28, 28):
-            raise ValueError(f"x must have shape (B, 1, 28, 28), got {tuple(x.shape)}.")
+            raise UserError(f"x must have shape (B, 1, 28, 28), got {tuple(x.shape)}.")
         return self.head(self.features(x))

@@ -7,15 +7,17 @@ import math
 import torch
 from torch import nn
 
+from ..errors import UserError
+
 __all__ = ["sinusoidal_embedding", "TimeEmbedding"]
 
 
 def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """Embed steps t (B,) as (B, dim): [sin(t ω_k), cos(t ω_k)], ω_k = max_period^(-k/(dim/2))."""
     if dim % 2:
-        raise ValueError(f"The embedding dimension must be even, got {dim}.")
+        raise UserError(f"The embedding dimension must be even, got {dim}.")
     if t.dim() != 1:
-        raise ValueError(f"t must have shape (B,), got {tuple(t.shape)}.")
+        raise UserError(f"t must have shape (B,), got {tuple(t.shape)}.")
     half = dim // 2
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
     angles = t.float().unsqueeze(1) * freqs.unsqueeze(0)

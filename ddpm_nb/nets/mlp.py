@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import UserError
 from .embeddings import TimeEmbedding
 
 __all__ = ["MLPDenoiser"]
@@ -39,9 +40,9 @@ class MLPDenoiser(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"x must have shape (B, {self.dim}), got {tuple(x.shape)}.")
+            raise UserError(f"x must have shape (B, {self.dim}), got {tuple(x.shape)}.")
         if t.shape != (x.shape[0],):
-            raise ValueError(f"t must have shape ({x.shape[0]},), got {tuple(t.shape)}.")
+            raise UserError(f"t must have shape ({x.shape[0]},), got {tuple(t.shape)}.")
         h, e = self.inp(x), self.time(t)
         for block in self.blocks:
             h = block(h, e)

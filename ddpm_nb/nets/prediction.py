@@ -15,7 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..schedules import alpha_bar
+from ..errors import UserError
+from ..schedules import alpha_bar, log_alpha_bar_at
 
 __all__ = ["VPrediction"]
 
@@ -24,7 +25,8 @@ class VPrediction(nn.Module):
     """Wrap a network v_θ(x_t, t) so that it is called like an ε-predictor: returns σ_t x_t + α_t v_θ.
 
     beta: the (T + 1,) schedule the network is trained with. t may be integer steps or, for the
-    continuous-time samplers, real numbers in [0, T] (log ᾱ linear between the integer steps).
+    continuous-time samplers, real numbers in [0, T], where log ᾱ(t) is the book's one continuous-time
+    schedule (`ddpm_nb.schedules.log_alpha_bar_at`, the same α(t), σ(t) the samplers use).
     `.net` is the wrapped network; `.v(x, t)` its raw output.
     """
 
@@ -38,13 +40,11 @@ class VPrediction(nn.Module):
         return self.log_alpha_bar.shape[0] - 1
 
     def _log_ab(self, t: torch.Tensor) -> torch.Tensor:
-        if torch.any((t < 0) | (t > self.T)):
-            raise ValueError(f"t must lie in [0, {self.T}], got {t.min().item()}..{t.max().item()}.")
-        if not t.is_floating_point():
-            return self.log_alpha_bar[t.long()]
-        lo = t.floor().long().clamp(max=self.T - 1)
-        w = (t - lo).to(self.log_alpha_bar)
-        return (1 - w) * self.log_alpha_bar[lo] + w * self.log_alpha_bar[lo + 1]
+        if t.is_floating_point():  # real times: the interpolant checks their range
+            return log_alpha_bar_at(None, t.to(self.log_alpha_bar), knots=self.log_alpha_bar)
+        if t.device.type != "meta" and torch.any((t < 0) | (t > self.T)):
+            raise UserError(f"t must lie in [0, {self.T}], got {t.min().item()}..{t.max().item()}.")
+        return self.log_alpha_bar[t.long()]
 
     def v(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.net(x, t)

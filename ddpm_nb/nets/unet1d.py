@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import UserError
 from .embeddings import TimeEmbedding
 
 __all__ = ["UNet1D"]
@@ -62,7 +63,7 @@ class UNet1D(nn.Module):
                  step_dim: int = 64, time_input: bool = True):
         super().__init__()
         if kernel % 2 == 0 or not down_dims:
-            raise ValueError(f"kernel must be odd and down_dims non-empty, got {kernel} and {down_dims}.")
+            raise UserError(f"kernel must be odd and down_dims non-empty, got {kernel} and {down_dims}.")
         self.config = {"action_dim": action_dim, "obs_dim": obs_dim, "obs_horizon": obs_horizon,
                        "down_dims": list(down_dims), "kernel": kernel, "groups": groups,
                        "step_dim": step_dim, "time_input": time_input}
@@ -92,21 +93,21 @@ class UNet1D(nn.Module):
     def _cond(self, t: torch.Tensor | None, obs: torch.Tensor, batch: int) -> torch.Tensor:
         want = (batch, self.obs_horizon, self.obs_dim)
         if obs.shape != want:
-            raise ValueError(f"obs must have shape {want} (B, T_o, D), got {tuple(obs.shape)}.")
+            raise UserError(f"obs must have shape {want} (B, T_o, D), got {tuple(obs.shape)}.")
         cond = obs.reshape(batch, -1)
         if not self.time_input:
             if t is not None:
-                raise ValueError("This UNet1D is a regressor (time_input=False): pass t=None.")
+                raise UserError("This UNet1D is a regressor (time_input=False): pass t=None.")
             return cond
         if t is None or t.shape != (batch,):
-            raise ValueError(f"t must be diffusion steps of shape ({batch},), got "
+            raise UserError(f"t must be diffusion steps of shape ({batch},), got "
                              f"{None if t is None else tuple(t.shape)}.")
         return torch.cat([self.step(t), cond], dim=1)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | None, obs: torch.Tensor) -> torch.Tensor:
         """x (B, T_p, A), t (B,) or None, obs (B, T_o, D) -> (B, T_p, A): the predicted noise (or chunk)."""
         if x.dim() != 3 or x.shape[2] != self.action_dim or x.shape[1] % 2 ** (self.levels - 1):
-            raise ValueError(f"x must have shape (B, T_p, {self.action_dim}) with T_p divisible by "
+            raise UserError(f"x must have shape (B, T_p, {self.action_dim}) with T_p divisible by "
                              f"{2 ** (self.levels - 1)}, got {tuple(x.shape)}.")
         cond = self._cond(t, obs, x.shape[0])
         h, skips = x.transpose(1, 2), []  # (B, A, T_p): actions are channels, time is the conv axis

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import UserError
 from .embeddings import TimeEmbedding
 
 __all__ = ["UNet2D"]
@@ -82,12 +83,12 @@ class UNet2D(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != self.channels:
-            raise ValueError(f"x must have shape (B, {self.channels}, H, W), got {tuple(x.shape)}.")
+            raise UserError(f"x must have shape (B, {self.channels}, H, W), got {tuple(x.shape)}.")
         k = 2 ** (self.levels - 1)
         if x.shape[2] % k or x.shape[3] % k:
-            raise ValueError(f"H and W must be divisible by {k}, got {tuple(x.shape[2:])}.")
+            raise UserError(f"H and W must be divisible by {k}, got {tuple(x.shape[2:])}.")
         if t.shape != (x.shape[0],):
-            raise ValueError(f"t must have shape ({x.shape[0]},), got {tuple(t.shape)}.")
+            raise UserError(f"t must have shape ({x.shape[0]},), got {tuple(t.shape)}.")
         e = self.time(t)
         h = self.inp(x)
         skips = [h]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import UserError
+
 __all__ = ["DenoiseBlock", "BackpropChain", "check_images"]
 
 
@@ -17,7 +19,7 @@ def check_images(x: torch.Tensor) -> None:
     """One clear ValueError unless x is a float batch of images (B, 1, 28, 28)."""
     if not isinstance(x, torch.Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"x must be a batch of 28x28 grey images of shape (B, 1, 28, 28) in [-1, 1], got "
+        raise UserError(f"x must be a batch of 28x28 grey images of shape (B, 1, 28, 28) in [-1, 1], got "
                          f"{shape}: use to_model_range(images) on Fashion-MNIST-sized images.")
 
 
@@ -65,7 +67,7 @@ class BackpropChain(nn.Module):
     def __init__(self, T: int = 10, classes: int = 10, width: int = 128):
         super().__init__()
         if isinstance(T, bool) or not isinstance(T, int) or T < 1:
-            raise ValueError(f"T must be a whole number of blocks, at least 1, got {T!r}.")
+            raise UserError(f"T must be a whole number of blocks, at least 1, got {T!r}.")
         self.T, self.classes = T, classes
         self.blocks = nn.ModuleList(DenoiseBlock(classes, classes, width) for _ in range(T))
         self.head = nn.Linear(classes, classes)

@@ -10,14 +10,25 @@ terminates it).
 from __future__ import annotations
 
 import os
+import platform
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-__all__ = ["EVAL_SEED", "SUCCESS_COVERAGE", "make_env", "Episode", "rollout", "evaluate", "merge_evaluations"]
+from ..checkpoints import checkpoint_dir, remedy
+from ..errors import MissingPackage, UserError
+from ..files import file_sha256
+from ..samplers import get_sampler
+from .model import load_policy
+from .planners import RecedingHorizonPolicy, make_planner
+
+__all__ = ["EVAL_SEED", "MAX_STEPS", "SUCCESS_COVERAGE", "POLICIES", "make_env", "Episode", "rollout",
+           "evaluate", "merge_evaluations", "evaluate_checkpoint", "environment_info"]
 
 EVAL_SEED = 100000  # first seed of the paper's evaluation episodes
 MAX_STEPS = 300
@@ -30,7 +41,8 @@ def make_env():
         import gym_pusht  # noqa: F401  (registers gym_pusht/PushT-v0)
         import gymnasium
     except ImportError as err:
-        raise ImportError("The PushT environment needs gym-pusht: pip install gym-pusht") from err
+        raise MissingPackage("The PushT environment needs gym-pusht: pip install 'gym-pusht==0.1.8' "
+                             "'pymunk<7'.") from err
     return gymnasium.make("gym_pusht/PushT-v0", obs_type="state")
 
 
@@ -64,7 +76,7 @@ def rollout(policy, env, seed: int, max_steps: int = MAX_STEPS) -> Episode:
     Stops at success (terminated), at the environment's time limit (truncated) or after `max_steps`.
     """
     if max_steps < 1:
-        raise ValueError(f"max_steps must be at least 1, got {max_steps}.")
+        raise UserError(f"max_steps must be at least 1, got {max_steps}.")
     obs, _ = env.reset(seed=int(seed))
     if hasattr(policy, "reset"):
         policy.reset(seed=int(seed))
@@ -72,7 +84,7 @@ def rollout(policy, env, seed: int, max_steps: int = MAX_STEPS) -> Episode:
     for _ in range(max_steps):
         action = np.asarray(policy(obs), dtype=np.float64)
         if action.shape != (2,) or not np.isfinite(action).all():
-            raise ValueError(f"The policy must return a finite action of shape (2,), got {action!r}.")
+            raise UserError(f"The policy must return a finite action of shape (2,), got {action!r}.")
         obs, reward, terminated, truncated, info = env.step(action)
         observations.append(np.asarray(obs, dtype=np.float64))
         actions.append(action)
@@ -108,13 +120,14 @@ def evaluate(policy, episodes: int, seed: int = EVAL_SEED, max_steps: int = MAX_
     checkpoint_sha256; plus scores, max_coverages and successes per episode (lists, seed order).
     """
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
-        raise ValueError(f"episodes must be a positive integer, got {episodes!r}.")
+        raise UserError(f"episodes must be a positive integer, got {episodes!r}.")
     own_env = env is None
     env = make_env() if own_env else env
     plans0, seconds0 = getattr(policy, "plans", 0), getattr(policy, "plan_seconds", 0.0)
     results = []
     try:
         with _threads(threads):
+            machine = environment_info()  # threads as the episodes run them
             for s in tqdm(range(seed, seed + episodes), desc="PushT episodes", disable=not progress):
                 results.append(rollout(policy, env, s, max_steps))
     finally:
@@ -123,11 +136,7 @@ def evaluate(policy, episodes: int, seed: int = EVAL_SEED, max_steps: int = MAX_
     plans = getattr(policy, "plans", 0) - plans0
     seconds = getattr(policy, "plan_seconds", 0.0) - seconds0
     planner = getattr(policy, "planner", None)
-    digest = None
-    if checkpoint is not None:
-        from .weights import file_sha256
-
-        digest = file_sha256(checkpoint)
+    digest = None if checkpoint is None else file_sha256(checkpoint)
     return {
         "episodes": episodes,
         "mean_score": float(np.mean([r.score for r in results])),
@@ -144,6 +153,9 @@ def evaluate(policy, episodes: int, seed: int = EVAL_SEED, max_steps: int = MAX_
         "seed": seed,
         "plans": plans,
         "plan_seconds": seconds,
+        "max_steps": max_steps,
+        "success_threshold": SUCCESS_COVERAGE,
+        **machine,
     }
 
 
@@ -154,14 +166,14 @@ def merge_evaluations(parts: list[dict]) -> dict:
     and plans per second are recomputed over all episodes (plans / seconds summed, not averaged).
     """
     if not parts:
-        raise ValueError("merge_evaluations needs at least one evaluation.")
+        raise UserError("merge_evaluations needs at least one evaluation.")
     first = parts[0]
     for prev, part in zip(parts, parts[1:], strict=False):
         if part["seed"] != prev["seed"] + prev["episodes"]:
-            raise ValueError(f"Evaluations must cover consecutive seeds: {prev['seed']}+{prev['episodes']} "
+            raise UserError(f"Evaluations must cover consecutive seeds: {prev['seed']}+{prev['episodes']} "
                              f"is followed by {part['seed']}.")
         if any(part[k] != first[k] for k in ("sampler", "steps", "checkpoint_sha256")):
-            raise ValueError("Evaluations of different planners or checkpoints cannot be merged.")
+            raise UserError("Evaluations of different planners or checkpoints cannot be merged.")
     scores = [v for p in parts for v in p["scores"]]
     covs = [v for p in parts for v in p["max_coverages"]]
     succ = [v for p in parts for v in p["successes"]]
@@ -171,3 +183,76 @@ def merge_evaluations(parts: list[dict]) -> dict:
             "plans_per_second": plans / seconds if plans and seconds > 0 else None,
             "scores": scores, "max_coverages": covs, "successes": succ, "plans": plans,
             "plan_seconds": seconds}
+
+
+# What `ddpm-nb eval pusht --policy NAME` evaluates: NAME -> (recipe of the committed checkpoint, objective)
+POLICIES = {"diffusion": ("pusht", "diffusion"), "bc": ("pusht-bc", "regression")}
+
+
+def evaluate_checkpoint(policy: str = "diffusion", *, sampler: str | None = None, steps: int | None = None,
+                        first: int | None = None, checkpoint: str | os.PathLike | None = None,
+                        episodes: int = 50, seed: int = 100000, threads: int | None = 1,
+                        progress: bool = True) -> dict:
+    """`ddpm-nb eval pusht`: load a PushT policy checkpoint, wrap it in the receding-horizon controller
+    and score it on seeds seed .. seed + episodes - 1 (`evaluate`).
+
+    policy: "diffusion" or "bc" (the MSE baseline); checkpoint: default the committed one of its recipe
+    (checkpoints/pusht.pt, checkpoints/pusht-bc.pt). sampler, steps, first: as for `make_planner`.
+    Returns `evaluate`'s dict plus policy, first and seed.
+    """
+    if policy not in POLICIES:
+        raise UserError(f"Unknown policy {policy!r}: choose one of {', '.join(POLICIES)}.")
+    recipe, objective = POLICIES[policy]
+    if sampler is not None:
+        get_sampler(sampler)  # fail before loading anything
+    path = Path(checkpoint) if checkpoint is not None else checkpoint_dir() / f"{recipe}.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"No checkpoint at {path}: {remedy(path)}; or pass another "
+                                f"--checkpoint.")
+    with torch.random.fork_rng():  # loading draws nothing, but keep the global RNG untouched anyway
+        model, _ = load_policy(path, map_location="cpu")
+    if model.objective != objective:
+        raise UserError(f"{path} holds a {model.objective} policy, not the {policy} one: pass the right "
+                         f"--checkpoint or --policy.")
+    planner = make_planner(model, sampler, steps, first=first)
+    result = evaluate(RecedingHorizonPolicy(planner), episodes, seed=seed, checkpoint=path, threads=threads,
+                      progress=progress)
+    if checkpoint is None:  # the committed file: name it as the repository does, not by this machine's path
+        result["checkpoint"] = f"checkpoints/{path.name}"
+    return {"policy": policy, **result, "first": getattr(planner, "first", None), "seed": seed}
+
+
+def _cpu() -> tuple[str, list[str]]:
+    """The CPU's model name and its vector instruction-set flags (Linux: /proc/cpuinfo)."""
+    model, flags = platform.processor() or platform.machine(), []
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return model, flags
+    for line in info.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and model in ("", platform.processor() or platform.machine()):
+            model = value.strip()
+        if key.strip() in ("flags", "Features") and not flags:
+            simd = ("sse", "ssse", "avx", "fma", "f16c", "amx", "neon", "asimd", "sve")
+            flags = sorted(f for f in value.split() if f.startswith(simd))
+    return model, flags
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def environment_info() -> dict:
+    """What decides an evaluation's per-episode scores beside the seeds: the simulator's and torch's
+    versions, torch's threads and CPU kernels, the CPU (contact physics amplifies the last bits of a
+    plan, so another CPU or thread count can change episodes; the same machine reproduces them)."""
+    model, flags = _cpu()
+    return {"torch": torch.__version__, "threads": torch.get_num_threads(),
+            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "gym_pusht": _version("gym-pusht"), "pymunk": _version("pymunk"),
+            "gymnasium": _version("gymnasium"),
+            "numpy": np.__version__, "cpu_model": model, "cpu_flags": flags}

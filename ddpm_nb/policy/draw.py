@@ -18,7 +18,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Circle, Polygon
 
-from .plot import PALETTE
+from ..errors import UserError
+from ..plot import PALETTE
 
 __all__ = ["GOAL_POSE", "AGENT_RADIUS", "WORKSPACE", "COLORS", "tee_polygons", "coverage", "draw_scene",
            "workspace_axes", "animate_episodes", "offline_buttons"]
@@ -37,7 +38,7 @@ def tee_polygons(pose: Sequence[float] | np.ndarray) -> list[np.ndarray]:
     """The two rectangles of the T at pose (x, y, θ) as (4, 2) arrays of pixel corners (x right, y down)."""
     pose = np.asarray(pose, dtype=np.float64)
     if pose.shape != (3,):
-        raise ValueError(f"A pose is (x, y, θ): shape (3,), got {pose.shape}.")
+        raise UserError(f"A pose is (x, y, θ): shape (3,), got {pose.shape}.")
     x, y, theta = (float(v) for v in pose)
     c, s = math.cos(theta), math.sin(theta)
     rot = np.array([[c, -s], [s, c]])
@@ -77,7 +78,7 @@ def draw_scene(ax, state: Sequence[float] | np.ndarray | None = None, *, goal: b
     if state is not None:
         state = np.asarray(state, dtype=np.float64)
         if state.shape != (5,):
-            raise ValueError(f"A PushT state is (agent x, y, block x, y, θ): shape (5,), got {state.shape}.")
+            raise UserError(f"A PushT state is (agent x, y, block x, y, θ): shape (5,), got {state.shape}.")
         for part in tee_polygons(state[2:5]):
             artists.append(ax.add_patch(Polygon(part, closed=True, color=COLORS["block"], alpha=block_alpha,
                                                 zorder=1)))
@@ -101,13 +102,13 @@ def animate_episodes(observations: Sequence[np.ndarray], titles: Sequence[str], 
 
     obs = [np.asarray(o, dtype=np.float64) for o in observations]
     if not obs or any(o.ndim != 2 or o.shape[1] != 5 or len(o) < 1 for o in obs):
-        raise ValueError("observations must be a non-empty list of (n + 1, 5) arrays of PushT states.")
+        raise UserError("observations must be a non-empty list of (n + 1, 5) arrays of PushT states.")
     if len(titles) != len(obs):
-        raise ValueError(f"Give one title per episode: {len(obs)} episodes, {len(titles)} titles.")
+        raise UserError(f"Give one title per episode: {len(obs)} episodes, {len(titles)} titles.")
     if every < 1:
-        raise ValueError(f"every must be at least 1, got {every}.")
+        raise UserError(f"every must be at least 1, got {every}.")
     if frame_format not in ("jpeg", "png"):
-        raise ValueError(f"frame_format must be 'jpeg' or 'png', got {frame_format!r}.")
+        raise UserError(f"frame_format must be 'jpeg' or 'png', got {frame_format!r}.")
     longest = max(len(o) for o in obs)
     frames = sorted(set(range(0, longest, every)) | {longest - 1})
     fig, axes = plt.subplots(1, len(obs), figsize=(panel * len(obs), panel + 0.35), dpi=dpi, squeeze=False)

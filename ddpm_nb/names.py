@@ -1,0 +1,15 @@
+"""The names a user types, as plain tuples: importing this module imports nothing else.
+
+The command line builds its `choices` from here, so `ddpm-nb --help` and argument errors never load
+torch; a test checks that each tuple equals the keys of the registry it names.
+"""
+
+__all__ = ["SAMPLERS", "RECIPES", "BENCHMARKS", "POLICIES", "DEVICES", "EVALUATIONS"]
+
+SAMPLERS = ("ddpm", "ddim", "euler_maruyama", "euler", "heun", "dpm_solver", "rk45")  # ddpm_nb.samplers
+RECIPES = ("ddpm-2d", "ddpm-images", "fashion-classifier", "noprop", "noprop-backprop", "pusht",
+           "pusht-bc")  # ddpm_nb.recipes.RECIPES
+BENCHMARKS = ("elbo", "images", "samplers", "noprop")  # ddpm_nb.bench.BENCHMARKS
+POLICIES = ("diffusion", "bc")  # ddpm_nb.policy.env.POLICIES
+EVALUATIONS = ("pusht",)
+DEVICES = ("cuda", "mps", "cpu")
