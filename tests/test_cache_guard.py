@@ -70,3 +70,14 @@ def test_cache_wiped_when_quick_mode_changes(tmp_path, monkeypatch):
     (cache / "global.db").write_text("executed in quick mode")
     monkeypatch.setenv("DDPM_NB_QUICK", "0")
     assert cache_guard.guard(cache, root) is True
+
+
+def test_cache_wiped_when_progress_bars_are_switched_on(tmp_path, monkeypatch):
+    root = _tree(tmp_path)
+    cache = root / "_build" / ".jupyter_cache"
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    cache_guard.guard(cache, root)
+    (cache / "global.db").write_text("executed without progress bars")
+    monkeypatch.delenv("TQDM_DISABLE")
+    assert cache_guard.guard(cache, root) is True
+

@@ -27,30 +27,44 @@ def tree_hash(root: Path, folders=WATCHED) -> str:
     return h.hexdigest()
 
 
-def guard(cache: Path, root: Path) -> bool:
-    """Wipe `cache` if the watched files or the quick mode changed since it was filled.
+# What the notebooks print or compute depends on these too: quick mode (DDPM_NB_QUICK, set by
+# `make test`) changes the computations, TQDM_DISABLE whether progress bars are drawn.
+STAMPED_ENV = (("DDPM_NB_QUICK", "0"), ("TQDM_DISABLE", ""))
 
-    Quick mode (DDPM_NB_QUICK, set by `make test`) changes what the notebooks compute, so a site
-    built by `make book` must not reuse outputs executed in quick mode. Returns True if wiped.
+
+def digest(root: Path) -> str:
+    """The stamp of a cache filled now: the watched files and the environment in STAMPED_ENV."""
+    env = " ".join(f"{name}={os.environ.get(name, default)}" for name, default in STAMPED_ENV)
+    return hashlib.sha256(f"{tree_hash(root)} {env}".encode()).hexdigest()
+
+
+def guard(cache: Path, root: Path) -> bool:
+    """Wipe `cache` if the watched files or the stamped environment changed since it was filled.
+
+    A site built by `make book` must not reuse outputs executed in quick mode (or with progress
+    bars drawn). Returns True if wiped.
     """
-    quick = os.environ.get("DDPM_NB_QUICK", "0")
-    digest = hashlib.sha256(f"{tree_hash(root)} quick={quick}".encode()).hexdigest()
+    stamp_now = digest(root)
     stamp = cache / STAMP
     wiped = False
-    if cache.exists() and (not stamp.is_file() or stamp.read_text().strip() != digest):
+    if cache.exists() and (not stamp.is_file() or stamp.read_text().strip() != stamp_now):
         shutil.rmtree(cache)
         wiped = True
     cache.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(digest + "\n")
+    stamp.write_text(stamp_now + "\n")
     return wiped
+
+
+def _cache_dir(app) -> Path:
+    path = getattr(app.config, "nb_execution_cache_path", "")
+    path = path or str(Path(app.outdir).parent / ".jupyter_cache")
+    return Path(path) if Path(path).is_absolute() else Path(app.srcdir) / path
 
 
 def _on_config_inited(app, config) -> None:
     from sphinx.util import logging
 
-    path = getattr(config, "nb_execution_cache_path", "") or str(Path(app.outdir).parent / ".jupyter_cache")
-    cache = Path(path) if Path(path).is_absolute() else Path(app.srcdir) / path
-    if guard(cache, Path(app.srcdir)):
+    if guard(_cache_dir(app), Path(app.srcdir)):
         logging.getLogger(__name__).info("ddpm_nb or checkpoints changed: notebooks will be re-executed")
 
 
