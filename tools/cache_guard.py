@@ -3,7 +3,8 @@
 Jupyter Book's execution cache keys each notebook on its own code cells only. The chapters run
 code from `ddpm_nb` and load `checkpoints/`, so a change there must invalidate the cache too:
 on `config-inited` we hash those files and wipe the cache when the hash differs from the stamp.
-Loaded through `sphinx.local_extensions` in `_config.yml`.
+Loaded through `sphinx.local_extensions` in `_config.yml`. The nbval run of `make test` fills the
+same cache under the same stamp (tools/nbval_cache.py), so the site build does not execute again.
 """
 
 from __future__ import annotations
@@ -55,6 +56,23 @@ def guard(cache: Path, root: Path) -> bool:
     return wiped
 
 
+def newer_executions(cache: Path, read_at: dict[Path, float]) -> set[Path]:
+    """The notebooks (of `read_at`: path -> when Sphinx last read its page, in seconds) that the
+    cache holds an execution of made after that read: by the nbval run of `make test`, say."""
+    from datetime import timezone
+
+    from jupyter_cache import get_cache
+
+    if not (cache / "global.db").is_file():
+        return set()
+    made = {}
+    for record in get_cache(str(cache)).list_cache_records():
+        created = record.created.replace(tzinfo=record.created.tzinfo or timezone.utc).timestamp()
+        path = Path(record.uri).resolve()
+        made[path] = max(made.get(path, 0.0), created)
+    return {p for p, t in read_at.items() if made.get(p.resolve(), 0.0) > t}
+
+
 def _cache_dir(app) -> Path:
     path = getattr(app.config, "nb_execution_cache_path", "")
     path = path or str(Path(app.outdir).parent / ".jupyter_cache")
@@ -64,10 +82,23 @@ def _cache_dir(app) -> Path:
 def _on_config_inited(app, config) -> None:
     from sphinx.util import logging
 
-    if guard(_cache_dir(app), Path(app.srcdir)):
+    app.ddpm_nb_cache_wiped = guard(_cache_dir(app), Path(app.srcdir))
+    if app.ddpm_nb_cache_wiped:
         logging.getLogger(__name__).info("ddpm_nb or checkpoints changed: notebooks will be re-executed")
+
+
+def _on_env_get_outdated(app, env, added, changed, removed) -> list[str]:
+    """Sphinx re-reads a page only when its source changed: re-read the notebooks whose cached
+    outputs are new (or, after a wipe, all of them), so the site shows the outputs in the cache."""
+    notebooks = {d: Path(env.doc2path(d)) for d in env.all_docs if env.doc2path(d).endswith(".ipynb")}
+    if getattr(app, "ddpm_nb_cache_wiped", False):
+        return sorted(notebooks)
+    read_at = {path: env.all_docs[d] / 1e6 for d, path in notebooks.items()}  # microseconds
+    newer = newer_executions(_cache_dir(app), read_at)
+    return sorted(d for d, path in notebooks.items() if path in newer)
 
 
 def setup(app):
     app.connect("config-inited", _on_config_inited, priority=100)
+    app.connect("env-get-outdated", _on_env_get_outdated)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
