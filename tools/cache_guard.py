@@ -84,7 +84,8 @@ def _on_config_inited(app, config) -> None:
 
     app.ddpm_nb_cache_wiped = guard(_cache_dir(app), Path(app.srcdir))
     if app.ddpm_nb_cache_wiped:
-        logging.getLogger(__name__).info("ddpm_nb or checkpoints changed: notebooks will be re-executed")
+        logging.getLogger(__name__).info("ddpm_nb, checkpoints or DDPM_NB_QUICK/TQDM_DISABLE changed: "
+                                        "notebooks will be re-executed")
 
 
 def _on_env_get_outdated(app, env, added, changed, removed) -> list[str]:
