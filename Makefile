@@ -25,7 +25,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 
 help:
 	@echo "make book    build the site into _build/html (executes every notebook)"
-	@echo "make test    unit tests, nbval over every notebook, the site build, the browser check"
+	@echo "make test    unit tests, nbval over every notebook (its outputs feed the site build), the browser check"
 	@echo "make student write the student edition into student/"
 	@echo "make venv    only create .venv with everything installed"
 
@@ -60,15 +60,20 @@ test: export DDPM_NB_QUICK = 1
 test: venv chromium
 	$(MAKE) --no-print-directory test-unit
 	$(MAKE) --no-print-directory test-notebooks
-	$(MAKE) --no-print-directory book
+	mkdir -p _build && $(MAKE) --no-print-directory book 2>&1 | tee _build/book.log
+	@! grep "Executing notebook" _build/book.log || { echo "The site build executed the notebooks above" \
+	    "again: make test runs each notebook once, in nbval (see nbval-book above)."; exit 1; }
 	$(MAKE) --no-print-directory test-site
 
 test-unit: venv
 	$(BIN)/ruff check ddpm_nb tests tools
 	$(BIN)/python -m pytest -q -m "not site" tests
 
+# nbval is the notebook test; what it executes (in the book's environment: no progress bars) is
+# stored in the book's execution cache (tools/nbval_cache.py), so the site build does not rerun it.
 test-notebooks: venv
-	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+	TQDM_DISABLE=1 $(BIN)/python -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider \
+	    -p tools.nbval_cache --nbval-book=. notebooks
 
 test-site: venv chromium
 	$(BIN)/python -m pytest -q -m site tests

@@ -70,3 +70,31 @@ def test_cache_wiped_when_quick_mode_changes(tmp_path, monkeypatch):
     (cache / "global.db").write_text("executed in quick mode")
     monkeypatch.setenv("DDPM_NB_QUICK", "0")
     assert cache_guard.guard(cache, root) is True
+
+
+def test_cache_wiped_when_progress_bars_are_switched_on(tmp_path, monkeypatch):
+    root = _tree(tmp_path)
+    cache = root / "_build" / ".jupyter_cache"
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    cache_guard.guard(cache, root)
+    (cache / "global.db").write_text("executed without progress bars")
+    monkeypatch.delenv("TQDM_DISABLE")
+    assert cache_guard.guard(cache, root) is True
+
+
+def test_pages_read_before_their_cached_execution_are_reread(tmp_path):
+    import time
+
+    import nbformat
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+
+    cache, nb_path = tmp_path / ".jupyter_cache", tmp_path / "ch.ipynb"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")])
+    nbformat.write(nb, nb_path)
+    assert cache_guard.newer_executions(cache, {nb_path: 0.0}) == set()  # no cache at all
+    before = time.time() - 1
+    get_cache(str(cache)).cache_notebook_bundle(CacheBundleIn(nb, str(nb_path)), check_validity=False)
+    after = time.time() + 1
+    assert cache_guard.newer_executions(cache, {nb_path: before}) == {nb_path}  # stored by nbval, say
+    assert cache_guard.newer_executions(cache, {nb_path: after}) == set()
