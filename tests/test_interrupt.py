@@ -98,7 +98,8 @@ def test_training_a_subset_of_blocks_touches_only_those(tmp_path):
 
 def test_a_resume_with_other_blocks_is_refused(tmp_path):
     data, state = tiny_data(), tmp_path / "s.pt"
-    noprop.train_noprop(tiny_model(), data, CFG, device="cpu", state_path=state, progress=False, blocks=[1, 2])
+    noprop.train_noprop(tiny_model(), data, CFG, device="cpu", state_path=state, progress=False,
+                        blocks=[1, 2])
     longer = TrainConfig(**{**CFG.__dict__, "steps": 10})
     with pytest.raises(ValueError, match="2 optimisers but this run has 4"):
         noprop.train_noprop(tiny_model(), data, longer, device="cpu", state_path=state, progress=False)

@@ -95,3 +95,21 @@ def test_a_v_checkpoint_round_trips(tmp_path):
     save_weights(tmp_path / "eps.pt", eps_net, config={**config, "prediction": "eps"})
     with pytest.raises(ValueError):
         load_weights(tmp_path / "eps.pt", lambda c: recipes.build({**c, "prediction": "v"}))
+
+
+def test_a_cosine_v_network_is_inverted_with_the_samplers_alpha_and_sigma():
+    """ε̂ = σ(t) x + α(t) v̂ with the very α(t), σ(t) the continuous-time samplers use (one schedule)."""
+    from ddpm_nb import sde
+    from ddpm_nb.samplers import Denoiser
+    from ddpm_nb.schedules import beta_schedule
+
+    beta = beta_schedule("cosine", 1000)
+    v_net = lambda x, t: torch.ones_like(x)  # noqa: E731
+    wrapped = VPrediction(v_net, beta).double()
+    wrapped.log_alpha_bar = wrapped.log_alpha_bar.double()
+    model = Denoiser(wrapped, beta)
+    x = torch.zeros(3, 2, dtype=torch.float64)
+    for t in (999.4, 999.9, 500.25, 0.3):
+        a, s = sde.alpha_sigma(model, t)
+        eps = wrapped(x, torch.full((3,), t, dtype=torch.float64))
+        torch.testing.assert_close(eps, torch.full_like(x, float(a)), rtol=1e-6, atol=1e-9)

@@ -298,3 +298,19 @@ def test_state_features():
         windows.state_features(s, "pixels")
     with pytest.raises(ValueError, match="5 numbers"):
         windows.state_features(torch.zeros(2, 4))
+
+
+def test_doing_what_the_missing_data_message_says_works(monkeypatch, tmp_path, small_real):
+    """The message asks for pusht.zip, as downloaded, in a named folder: put it there and load again."""
+    import re
+
+    monkeypatch.setattr(pusht, "OFFICIAL_SIZE", {"steps": len(small_real["state"]), "episodes": 3})
+    monkeypatch.setattr(pusht, "URLS", (refused_url() + "pusht.zip",))
+    use_folders(monkeypatch, None, tmp_path / "cache")
+    with pytest.raises(DatasetUnavailable) as info:
+        pusht.load_pusht()
+    folder = re.search(r"put it, as it is, in (\S+): the next call", str(info.value)).group(1)
+    zip_store(write_store(tmp_path / "src" / pusht.STORE_NAME, **small_real), Path(folder) / "pusht.zip")
+    got = pusht.load_pusht()
+    np.testing.assert_array_equal(got.action.numpy(), small_real["action"])
+    assert sorted(p.name for p in Path(folder).iterdir()) == [pusht.STORE_NAME]

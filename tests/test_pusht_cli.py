@@ -21,7 +21,10 @@ from ddpm_nb.policy import POLICIES, load_policy, make_planner, policy_config, r
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"  # what `make` sets DDPM_NB_DATA to
 REAL = SHARED / "pusht" / STORE_NAME
 FIELDS = {"episodes", "mean_score", "mean_max_coverage", "success_rate", "plans_per_second", "sampler",
-          "steps", "checkpoint", "checkpoint_sha256"}
+          "steps", "checkpoint", "checkpoint_sha256",
+          # what decides the per-episode scores, and the protocol (issue 12, Build 5)
+          "torch", "threads", "gym_pusht", "pymunk", "cpu_model", "cpu_flags", "max_steps",
+          "success_threshold"}
 
 
 @pytest.fixture
@@ -66,6 +69,13 @@ def test_train_resume_and_eval_end_to_end(tmp_path, data_root, capsys):
     assert result["sampler"] == "ddim" and result["steps"] == 10 and result["first"] == 99
     assert 0 <= result["mean_score"] <= 1 and result["plans_per_second"] > 0
     assert result["command"].startswith("ddpm-nb eval pusht") and len(result["checkpoint_sha256"]) == 64
+    assert result["threads"] == 1 and result["max_steps"] == 300 and result["success_threshold"] == 0.95
+    assert result["gym_pusht"] == "0.1.8" and result["pymunk"].split(".")[0] < "7" and result["cpu_model"]
+    # the same command again: the same per-episode scores, to the bit
+    second = tmp_path / "again.json"
+    assert main(["eval", "pusht", "--policy", "diffusion", "--checkpoint", str(out), "--episodes", "1",
+                 "--seed", "0", "--json", str(second)]) == 0
+    assert json.loads(second.read_text())["scores"] == result["scores"]
 
 
 def test_eval_refuses_unknown_samplers_policies_and_mismatched_checkpoints(tmp_path, capsys):

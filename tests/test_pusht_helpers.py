@@ -14,7 +14,7 @@ from conftest import ROOT
 from test_policy import WINDOW, tiny_policy
 
 from ddpm_nb.checkpoints import file_sha256, loss_curve, read_loss_curve, save_loss_curve
-from ddpm_nb.policy import DiffusionPlanner
+from ddpm_nb.policy import DiffusionPlanner, geometry
 from ddpm_nb.policy import draw as plots_pusht
 
 matplotlib.use("Agg")
@@ -163,3 +163,38 @@ def test_read_loss_curve_says_what_is_missing(monkeypatch, tmp_path):
     (tmp_path / "MANIFEST.md").write_text("# Checkpoints\n")  # a checkpoints folder without the curves
     with pytest.raises(FileNotFoundError, match="python tools/loss_curve.py pusht"):
         read_loss_curve("pusht")
+
+
+def test_reproducible_coverage_equals_shapely_near_the_goal():
+    from shapely.geometry import Polygon
+    from shapely.ops import unary_union
+
+    rng = np.random.default_rng(0)
+    goal = unary_union([Polygon(p) for p in geometry.tee_polygons(geometry.GOAL_POSE)])
+    for _ in range(500):
+        pose = np.array(geometry.GOAL_POSE) + rng.normal(0, [15, 15, 0.4])
+        block = unary_union([Polygon(p) for p in geometry.tee_polygons(pose)])
+        assert geometry.coverage(pose) == pytest.approx(block.intersection(goal).area / goal.area, abs=1e-12)
+
+
+def test_convex_clipping_and_area():
+    square = [(0.0, 0.0), (2.0, 0.0), (2.0, 2.0), (0.0, 2.0)]
+    shifted = [(1.0, 1.0), (3.0, 1.0), (3.0, 3.0), (1.0, 3.0)]
+    assert geometry.polygon_area(square) == 4.0 and geometry.polygon_area(square[::-1]) == -4.0
+    assert abs(geometry.polygon_area(geometry.clip_convex(square, shifted))) == pytest.approx(1.0)
+    assert abs(geometry.polygon_area(geometry.clip_convex(shifted[::-1], square))) == pytest.approx(1.0)
+    far = [(5.0, 5.0), (6.0, 5.0), (6.0, 6.0)]
+    assert geometry.clip_convex(square, far) == []
+
+
+def test_coverage_is_the_same_bits_in_another_process():
+    import subprocess
+    import sys
+
+    code = ("import numpy as np; from ddpm_nb.policy import geometry\n"
+            "rng = np.random.default_rng(1)\n"
+            "print([geometry.coverage(np.array(geometry.GOAL_POSE) + rng.normal(0, [10, 10, 0.3])).hex()"
+            " for _ in range(300)])")
+    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+            for _ in range(2)}
+    assert len(runs) == 1

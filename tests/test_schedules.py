@@ -232,3 +232,34 @@ def test_check_beta_rejects_beta_zero_and_beta_one():
         sch.check_beta(torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64))
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
         sch.check_beta(torch.tensor([0.0, 0.5, 1.5], dtype=torch.float64))
+
+
+# ---------------------------------------------------------------- the one continuous-time log ᾱ(t)
+
+
+@pytest.mark.parametrize("kind, T", [("linear", 1000), ("cosine", 1000), ("cosine", 100), ("linear", 3)])
+def test_log_alpha_bar_at_is_the_monotone_cubic_of_scipy(kind, T):
+    import numpy as np
+    from scipy.interpolate import PchipInterpolator
+
+    beta = sch.beta_schedule(kind, T)
+    knots = torch.log(sch.alpha_bar(beta))
+    ref = PchipInterpolator(np.arange(T + 1.0), knots.numpy())
+    t = torch.cat([torch.tensor([0.0, T, T - 0.5, 0.5]), torch.rand(5000, dtype=torch.float64) * T])
+    want = torch.tensor(ref(t.numpy()))
+    torch.testing.assert_close(sch.log_alpha_bar_at(beta, t), want, rtol=0, atol=1e-12)
+    slope = torch.tensor(ref.derivative()(t.numpy()))
+    torch.testing.assert_close(sch.log_alpha_bar_slope_at(beta, t), slope, rtol=1e-10, atol=1e-12)
+    steps = torch.arange(T + 1, dtype=torch.float64)
+    torch.testing.assert_close(sch.log_alpha_bar_at(beta, steps), knots, rtol=0, atol=1e-12)
+    assert torch.all(sch.log_alpha_bar_slope_at(beta, t) <= 0)  # b(t) >= 0: ᾱ never grows
+
+
+def test_log_alpha_bar_at_refuses_times_outside_the_schedule():
+    with pytest.raises(ValueError, match=r"must lie in \[0, 10\]"):
+        sch.log_alpha_bar_at(sch.beta_schedule("linear", 10), torch.tensor([10.5]))
+
+
+def test_half_log_snr_is_half_the_log_snr():
+    lab = torch.log(sch.alpha_bar(sch.beta_schedule("cosine", 100)))[1:]
+    torch.testing.assert_close(2 * sch.half_log_snr(lab), torch.log(sch.snr(lab.exp())))

@@ -238,3 +238,13 @@ def test_cli_student_help(capsys):
 def test_cli_without_or_with_unknown_command_is_a_usage_error(argv, capsys):
     assert main(argv) == 2
     assert "usage: ddpm-nb" in capsys.readouterr().err
+
+
+def test_student_files_are_readable_by_everyone(tmp_path):
+    import stat
+
+    from conftest import NOTEBOOKS
+
+    written = student.make_student_edition(NOTEBOOKS[:1], tmp_path / "out")
+    for path in written:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, oct(path.stat().st_mode)

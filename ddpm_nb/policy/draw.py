@@ -1,15 +1,12 @@
 """Drawing PushT: the T block, its goal, the agent, demonstration paths and rollouts as animations.
 
-The geometry is gym-pusht's (Chi et al. 2023's PushT): the block is two 30-pixel-thick rectangles, a
-120 x 30 bar and a 30 x 90 stem, given in the block's own frame with the origin at the middle of the
-bar's outer edge; a pose (x, y, θ) puts that origin at (x, y) and turns the block by θ. The agent is a
-disc of radius 15. The goal is the pose (256, 256, π/4). Image coordinates: x to the right, y down
-(as `env.render()` shows it), so the axes drawn here have y pointing down.
+The geometry (the T's two rectangles, the goal pose, coverage) is in `ddpm_nb.policy.geometry`. The
+agent is a disc of radius 15. Image coordinates: x to the right, y down (as `env.render()` shows it),
+so the axes drawn here have y pointing down.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 
@@ -20,38 +17,12 @@ from matplotlib.patches import Circle, Polygon
 
 from ..errors import UserError
 from ..plot import PALETTE
+from .geometry import AGENT_RADIUS, GOAL_POSE, WORKSPACE, coverage, tee_polygons
 
 __all__ = ["GOAL_POSE", "AGENT_RADIUS", "WORKSPACE", "COLORS", "tee_polygons", "coverage", "draw_scene",
            "workspace_axes", "animate_episodes", "offline_buttons"]
 
-GOAL_POSE = (256.0, 256.0, math.pi / 4)
-AGENT_RADIUS = 15.0
-WORKSPACE = 512.0
-_SCALE = 30.0
-# the two rectangles of the T in the block's frame (gym-pusht's add_tee, scale 30, length 4)
-_TEE = (np.array([[-2, 1], [2, 1], [2, 0], [-2, 0]], dtype=np.float64) * _SCALE,
-        np.array([[-0.5, 1], [-0.5, 4], [0.5, 4], [0.5, 1]], dtype=np.float64) * _SCALE)
 COLORS = {"goal": "#b8e6b8", "block": "#778899", "agent": "#4169e1", "path": PALETTE[1]}
-
-
-def tee_polygons(pose: Sequence[float] | np.ndarray) -> list[np.ndarray]:
-    """The two rectangles of the T at pose (x, y, θ) as (4, 2) arrays of pixel corners (x right, y down)."""
-    pose = np.asarray(pose, dtype=np.float64)
-    if pose.shape != (3,):
-        raise UserError(f"A pose is (x, y, θ): shape (3,), got {pose.shape}.")
-    x, y, theta = (float(v) for v in pose)
-    c, s = math.cos(theta), math.sin(theta)
-    rot = np.array([[c, -s], [s, c]])
-    return [part @ rot.T + np.array([x, y]) for part in _TEE]
-
-
-def coverage(pose: Sequence[float] | np.ndarray, goal: Sequence[float] = GOAL_POSE) -> float:
-    """The fraction of the goal T's area that the block at `pose` covers (gym-pusht's coverage)."""
-    from shapely.geometry import Polygon as ShapelyPolygon
-    from shapely.ops import unary_union
-
-    block, target = (unary_union([ShapelyPolygon(p) for p in tee_polygons(q)]) for q in (pose, goal))
-    return float(block.intersection(target).area / target.area)
 
 
 def workspace_axes(ax=None, *, size: float = 3.2, ticks: bool = False):
