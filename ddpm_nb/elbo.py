@@ -15,6 +15,7 @@ import math
 from collections.abc import Callable
 
 import torch
+from tqdm.auto import tqdm
 
 from .diffusion import (
     SIGMA2,
@@ -107,8 +108,6 @@ def negative_elbo(eps_model: EpsModel, x0: Tensor, beta: Tensor, *, sigma2: str 
     `t_samples` uniform draws of t per example. Returns (B,) tensors: 'nelbo' (replicate mean),
     'stderr' (replicate std / sqrt(n_mc)), and the terms 'prior', 'diffusion', 'reconstruction'.
     """
-    from tqdm.auto import tqdm
-
     check_beta(beta)
     if n_mc < 2:
         raise UserError("n_mc must be at least 2 to estimate a standard error.")

@@ -7,6 +7,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from .errors import UserError
+from .schedules import snr
 
 __all__ = ["PALETTE", "use_style", "plot_schedules", "animate_points"]
 
@@ -34,8 +35,6 @@ def use_style() -> None:
 
 def plot_schedules(schedules: dict[str, torch.Tensor], axes=None):
     """Draw ᾱ_t and log SNR against t/T for named ᾱ schedules, each a (T + 1,) tensor."""
-    from .schedules import snr
-
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for name, ab in schedules.items():

@@ -6,6 +6,7 @@ import math
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from .checks import check_shape
 
@@ -59,8 +60,6 @@ def classifier_report(classifier: nn.Module, images: torch.Tensor) -> dict:
 def generate(sampler, denoiser, n: int, shape: tuple[int, ...], ts, *, generator: torch.Generator,
              batch: int = 250, progress: bool = True, **kwargs) -> torch.Tensor:
     """n samples (n, *shape) from `sampler(denoiser, x_T, ts, ...)`, drawn in batches with a progress bar."""
-    from tqdm.auto import tqdm
-
     out = []
     device = next(denoiser.net.parameters()).device if isinstance(denoiser.net, nn.Module) else "cpu"
     for i in tqdm(range(0, n, batch), desc="sampling", disable=not progress):

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..data.fashion_mnist import load_fashion_mnist, to_model_range
 from ..errors import UserError
 from .blocks import check_images
 from .model import NoPropDT, infer
@@ -49,7 +50,5 @@ def load_split(dataset: str, split: str) -> tuple[Tensor, Tensor, str]:
     """(images (N, 1, 28, 28) in [-1, 1], labels (N,), the data set's name) of one split."""
     if dataset not in DATASETS:
         raise UserError(f"Unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}.")
-    from ..data.fashion_mnist import load_fashion_mnist, to_model_range
-
     data = load_fashion_mnist(split)
     return to_model_range(data.images), data.labels, data.name
