@@ -20,8 +20,8 @@ __version__ = "0.1.0"
 # Modules reachable as nb.NAME.
 MODULES = (
     "bench", "checkpoints", "checks", "colab", "config", "data", "diffusion", "elbo", "errors", "exercises",
-    "files", "likelihood", "markov", "names", "nets", "noprop", "plot", "policy", "quality", "recipes",
-    "samplers", "schedules", "sde", "source", "student", "train", "widgets",
+    "files", "likelihood", "markov", "names", "nets", "noprop", "plot", "policy", "progress", "quality",
+    "recipes", "samplers", "schedules", "sde", "source", "student", "train", "widgets",
 )
 
 # Short public names: NAME -> the module that defines it.
@@ -38,6 +38,7 @@ _WHERE = {
     **dict.fromkeys(("SCHEDULES", "alpha_bar", "alpha_bar_continuous", "beta_continuous", "beta_schedule",
                      "discretize_continuous", "snr", "log_alpha_bar_at"), "schedules"),
     **dict.fromkeys(("show",), "source"),
+    **dict.fromkeys(("progress_bar",), "progress"),
 }
 
 __all__ = ["__version__", *MODULES, *_WHERE]

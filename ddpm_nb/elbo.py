@@ -15,7 +15,6 @@ import math
 from collections.abc import Callable
 
 import torch
-from tqdm.auto import tqdm
 
 from .diffusion import (
     SIGMA2,
@@ -27,6 +26,7 @@ from .diffusion import (
     reverse_variance,
 )
 from .errors import UserError
+from .progress import progress_bar
 from .schedules import alpha_bar as alpha_bar_of
 from .schedules import check_beta
 
@@ -116,7 +116,8 @@ def negative_elbo(eps_model: EpsModel, x0: Tensor, beta: Tensor, *, sigma2: str 
         raise UserError("The ELBO decomposition needs T >= 2 steps.")
     prior = prior_term(x0, beta)
     reps = []
-    bar = tqdm(total=n_mc * (T - 1 if t_samples is None else t_samples), desc="-ELBO", disable=not progress)
+    bar = progress_bar(total=n_mc * (T - 1 if t_samples is None else t_samples), desc="-ELBO",
+                       disable=not progress)
     for _ in range(n_mc):
         diff = torch.zeros(x0.shape[0], dtype=x0.dtype, device=x0.device)
         if t_samples is None:

@@ -6,9 +6,9 @@ import math
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from .checks import check_shape
+from .progress import progress_bar
 
 __all__ = ["sliced_wasserstein", "classifier_report", "accuracy", "generate"]
 
@@ -62,7 +62,7 @@ def generate(sampler, denoiser, n: int, shape: tuple[int, ...], ts, *, generator
     """n samples (n, *shape) from `sampler(denoiser, x_T, ts, ...)`, drawn in batches with a progress bar."""
     out = []
     device = next(denoiser.net.parameters()).device if isinstance(denoiser.net, nn.Module) else "cpu"
-    for i in tqdm(range(0, n, batch), desc="sampling", disable=not progress):
+    for i in progress_bar(range(0, n, batch), desc="sampling", disable=not progress):
         x = torch.randn((min(batch, n - i), *shape), generator=generator).to(device)
         out.append(sampler(denoiser, x, ts, generator=generator, **kwargs).cpu())
     return torch.cat(out)

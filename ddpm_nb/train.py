@@ -24,12 +24,12 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from .checkpoints import state_mismatch
 from .config import pick_device
 from .errors import LossNotFinite, TrainingInterrupted, UserError
 from .files import read_torch, save_torch
+from .progress import progress_bar
 
 __all__ = ["lr_at", "EMA", "TrainConfig", "TrainResult", "train", "STATE_FORMAT", "adamw", "default_step",
            "derive_seed", "batch_sampler", "Optimizers", "StepFn"]
@@ -359,7 +359,7 @@ def _loop(run: _Run, step_fn: StepFn, draw, cfg: TrainConfig, path: Path | None,
           progress) -> None:
     """Steps run.step .. cfg.steps-1; on KeyboardInterrupt saves a consistent state, then re-raises."""
     start_clock, start_seconds = time.perf_counter(), run.seconds
-    bar = tqdm(total=cfg.steps, initial=run.step, desc=desc, disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total=cfg.steps, initial=run.step, desc=desc, disable=not progress, dynamic_ncols=True)
     rewind = None
 
     def mark_updating(*_):  # an optimiser is about to change weights: no rewinding after this

@@ -201,7 +201,7 @@ def test_ctrl_c_during_a_download_leaves_nothing(monkeypatch, tmp_path, labels_d
         def update(self, n):
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(cache, "tqdm", Interrupted)
+    monkeypatch.setattr(cache, "progress_bar", Interrupted)
     name = "train-labels-idx1-ubyte.gz"
     with serving(labels_dir, monkeypatch) as base:
         with pytest.raises(KeyboardInterrupt):

@@ -24,6 +24,29 @@ pytestmark = pytest.mark.site
 HTML = ROOT / "_build" / "html"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# What a static page must never show in a cell's output: a frozen progress bar, a traceback, or the
+# text a widget prints where no kernel draws it.
+FROZEN = [
+    (re.compile(r"\d+%\|[^|\n]*\|\s*\d+/\d+|\d+/\d+ \[\d\d:\d\d[<,]|it/s\]|s/it\]"), "a frozen progress bar"),
+    (re.compile(r"Traceback \(most recent call last\)|\w+Error: .*\n?.*File \"|KeyboardInterrupt"), "a traceback"),
+    (re.compile(r"(HBox|VBox|FloatProgress|IntProgress|HTML|Output|Label)\(children=|"
+                r"(FloatProgress|IntProgress)\(value=|application/vnd\.jupyter\.widget-view\+json|"
+                r"\"model_id\"\s*:"), "raw widget text"),
+]
+
+
+def output_problems(html: str) -> list[str]:
+    """What a page's cell outputs show that a reader must never see (see FROZEN)."""
+    soup = BeautifulSoup(html, "html.parser")
+    problems = []
+    for out in soup.select(".cell_output, .output"):
+        text = out.get_text("\n")
+        for pattern, what in FROZEN:
+            if (hit := pattern.search(text)) is not None:
+                problems.append(f"{what}: {hit.group(0)[:60]!r}")
+    return problems
+
+
 RAW_TEX = re.compile(r"\\\(|\\\[|\$\$|\\(frac|mathcal|bar|alpha|beta|sqrt|varepsilon|mid)\b")
 
 
@@ -102,7 +125,11 @@ def test_page_in_a_real_browser(site, page):
     raw = RAW_TEX.search(body.get_text(" "))
     assert raw is None, f"{page}: raw TeX visible: {raw.group(0)!r}"
 
-    # 2. Local images, scripts, stylesheets exist; the page loads no script from the network.
+    # 2. No frozen progress bar, traceback or raw widget text in any output.
+    problems = output_problems(str(soup))
+    assert not problems, f"{page}: " + "; ".join(problems)
+
+    # 3. Local images, scripts, stylesheets exist; the page loads no script from the network.
     for tag, attr in (("img", "src"), ("script", "src"), ("link", "href"), ("source", "src")):
         for el in soup.find_all(tag, attrs={attr: True}):
             ref = el[attr]
@@ -112,7 +139,7 @@ def test_page_in_a_real_browser(site, page):
             if target is not None:
                 assert target[0].is_file(), f"{page}: missing {tag} {ref}"
 
-    # 3. No broken local link (file and, where given, the anchor).
+    # 4. No broken local link (file and, where given, the anchor).
     for a in soup.find_all("a", href=True):
         target = _local_target(page, a["href"])
         if target is None:

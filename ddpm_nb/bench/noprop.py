@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from ..checkpoints import load_weights
 from ..config import pick_device
@@ -24,6 +23,7 @@ from ..noprop import (
     optimisers,
     predict,
 )
+from ..progress import progress_bar
 from ..recipes import build, checkpoint_path
 
 __all__ = ["bench_noprop", "step_cost", "noprop_accuracies"]
@@ -67,7 +67,7 @@ def step_cost(model, x: torch.Tensor, y: torch.Tensor, *, repeats: int = 3, seed
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     times, peak = [], 0
-    for _ in tqdm(range(repeats), desc=f"timing {type(net).__name__} steps", disable=not progress):
+    for _ in progress_bar(range(repeats), desc=f"timing {type(net).__name__} steps", disable=not progress):
         sync()
         t0 = time.perf_counter()
         with SavedTensorMeter() as meter:

@@ -8,13 +8,13 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from ..checkpoints import load_weights
 from ..data.toy2d import mixture_log_prob, sample_toy2d
 from ..errors import UserError
 from ..files import file_sha256
 from ..likelihood import ode_log_likelihood
+from ..progress import progress_bar
 from ..quality import sliced_wasserstein
 from ..recipes import build, checkpoint_path, denoiser_from
 from ..samplers import GRIDS_2D, SAMPLERS, Denoiser, get_sampler, sampler_times, steps_for_nfe
@@ -51,7 +51,7 @@ def sampler_rows(base, names, nfes, *, n: int, seeds: int, grids: dict | None = 
             if steps is not None:
                 jobs.append((name, steps))
     rows = []
-    for name, steps in tqdm(jobs, desc="samplers", disable=not progress):
+    for name, steps in progress_bar(jobs, desc="samplers", disable=not progress):
         dists, secs, logp, calls = [], 0.0, [], 0
         for seed in range(seeds):
             counter = CountCalls(base.net)

@@ -17,10 +17,9 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from ..errors import UserError
 from ..files import atomic_open
+from ..progress import progress_bar
 
 __all__ = ["DatasetUnavailable", "CorruptDownload", "data_roots", "cache_dir", "md5sum", "sha256sum",
            "download"]
@@ -127,7 +126,7 @@ def _fetch(url: str, dest: Path, expected: dict[str, str], timeout: float) -> Pa
     with atomic_open(dest, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
         total = int(response.headers.get("Content-Length") or 0) or None
         received = 0
-        with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name,
+        with progress_bar(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name,
                   leave=False) as bar:
             while chunk := response.read(CHUNK):
                 out.write(chunk)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..data.fashion_mnist import load_fashion_mnist, to_model_range
 from ..errors import UserError
+from ..progress import progress_bar
 from .blocks import check_images
 from .model import NoPropDT, infer
 
@@ -34,7 +34,8 @@ def predict(model: nn.Module, x: Tensor, *, batch_size: int = 500, progress: boo
     if isinstance(model, NoPropDT) and kw.get("noise", True) and kw.get("generator") is None:
         kw["generator"] = torch.Generator(device=device).manual_seed(0)
     out = []
-    for i in tqdm(range(0, x.shape[0], batch_size), desc="predict", disable=not progress, mininterval=5):
+    for i in progress_bar(range(0, x.shape[0], batch_size), desc="predict", disable=not progress,
+                          mininterval=5):
         xb = x[i:i + batch_size].to(device)
         out.append((infer(model, xb, **kw) if isinstance(model, NoPropDT) else model(xb).softmax(-1)).cpu())
     model.train(was_training)

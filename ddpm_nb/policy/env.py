@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..checkpoints import checkpoint_dir, remedy
 from ..errors import MissingPackage, UserError
 from ..files import file_sha256
+from ..progress import progress_bar
 from ..samplers import get_sampler
 from .geometry import coverage as block_coverage
 from .model import load_policy
@@ -134,7 +134,7 @@ def evaluate(policy, episodes: int, seed: int = EVAL_SEED, max_steps: int = MAX_
     try:
         with _threads(threads):
             machine = environment_info()  # threads as the episodes run them
-            for s in tqdm(range(seed, seed + episodes), desc="PushT episodes", disable=not progress):
+            for s in progress_bar(range(seed, seed + episodes), desc="PushT episodes", disable=not progress):
                 results.append(rollout(policy, env, s, max_steps))
     finally:
         if own_env:
