@@ -134,7 +134,8 @@ def beta_continuous(t: Tensor, kind: str = "linear", *, beta_min: float = 0.1,
                     beta_max: float = 20.0, s: float = 0.008) -> Tensor:
     """β(t) on t ∈ [0, 1], the rate of the VP-SDE dx = -½β(t)x dt + sqrt(β(t)) dW (Song et al. 2021).
 
-    linear: β(t) = β_min + t(β_max - β_min), the limit of the linear schedule with β_t ≈ β(t/T)/T.
+    linear: β(t) = β_min + t(β_max - β_min), the limit of DDPM's linear schedule in the VP discretisation
+    β_t = [β_min + (t-1)/(T-1)·(β_max - β_min)]/T (Song et al. 2021, appendix B).
     cosine: β(t) = -d log ᾱ(t)/dt = π/(1+s) · tan(((t + s)/(1 + s))·π/2) (uncapped).
     """
     _check_kind(kind)
@@ -163,8 +164,9 @@ def discretize_continuous(T: int, *, beta_min: float = 0.1, beta_max: float = 20
     if T < 2:
         raise UserError("T must be at least 2 to discretise a continuous schedule.")
     if not 0 < beta_min <= beta_max < T:
-        raise UserError(f"Need 0 < beta_min <= beta_max < T so that every step's β_t = β(t/T)/T "
-                         f"is below 1; got beta_min={beta_min}, beta_max={beta_max}, T={T}: use more steps.")
+        raise UserError(f"Need 0 < beta_min <= beta_max < T so that every step's "
+                        f"β_t = [β_min + (t-1)/(T-1)·(β_max - β_min)]/T is below 1; got beta_min={beta_min}, "
+                        f"beta_max={beta_max}, T={T}: use more steps.")
     return beta_schedule("linear", T, beta_start=beta_min / T, beta_end=beta_max / T)
 
 
