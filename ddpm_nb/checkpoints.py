@@ -224,24 +224,26 @@ def save_loss_curve(state_path: PathLike, checkpoint: PathLike, out: PathLike, *
     return curve
 
 
+def _read_committed_json(name: str, what: str, remake: str) -> dict:
+    """checkpoints/NAME (a JSON file committed beside the checkpoints), read checked."""
+    path = checkpoint_dir() / name
+    if not path.is_file():
+        raise FileNotFoundError(f"No {what} at {path}: restore it with `git checkout -- checkpoints/{name}`, "
+                                f"or {remake}.")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path} is not valid JSON ({err}): restore it with `git checkout -- "
+                        f"checkpoints/{name}`.") from err
+
+
 def read_loss_curve(name: str) -> dict:
     """The committed training-loss curve of recipe `name`: checkpoints/NAME.loss.json (`save_loss_curve`)."""
-    path = checkpoint_dir() / f"{name}.loss.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"No training curve at {path}: restore it with `git checkout -- "
-                                f"checkpoints/{name}.loss.json`, or write it with "
-                                f"`python tools/loss_curve.py {name}` after training.")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return _read_committed_json(f"{name}.loss.json", "training curve",
+                                f"write it with `python tools/loss_curve.py {name}` after training")
 
 
 def read_eval(name: str) -> dict:
     """A committed evaluation: checkpoints/NAME.eval.json, as `ddpm-nb eval ... --json` wrote it."""
-    path = checkpoint_dir() / f"{name}.eval.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"No evaluation at {path}: restore it with `git checkout -- "
-                                f"checkpoints/{name}.eval.json`, or rerun the command the MANIFEST lists "
-                                f"for it.")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise UserError(f"{path} is not valid JSON ({err}): restore it with git.") from err
+    return _read_committed_json(f"{name}.eval.json", "evaluation",
+                                "rerun the command the MANIFEST lists for it")
