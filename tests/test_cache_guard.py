@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 
+import pytest
 from conftest import ROOT
 
 spec = importlib.util.spec_from_file_location("cache_guard", ROOT / "tools" / "cache_guard.py")
@@ -62,23 +63,18 @@ def test_hash_ignores_bytecode(tmp_path):
     assert cache_guard.tree_hash(root) == h
 
 
-def test_cache_wiped_when_quick_mode_changes(tmp_path, monkeypatch):
+@pytest.mark.parametrize("name, before, after", [("DDPM_NB_QUICK", "1", "0"), ("TQDM_DISABLE", "1", None)],
+                         ids=["quick mode changes", "progress bars are switched on"])
+def test_cache_wiped_when_the_environment_changes(tmp_path, monkeypatch, name, before, after):
     root = _tree(tmp_path)
     cache = root / "_build" / ".jupyter_cache"
-    monkeypatch.setenv("DDPM_NB_QUICK", "1")
+    monkeypatch.setenv(name, before)
     cache_guard.guard(cache, root)
-    (cache / "global.db").write_text("executed in quick mode")
-    monkeypatch.setenv("DDPM_NB_QUICK", "0")
-    assert cache_guard.guard(cache, root) is True
-
-
-def test_cache_wiped_when_progress_bars_are_switched_on(tmp_path, monkeypatch):
-    root = _tree(tmp_path)
-    cache = root / "_build" / ".jupyter_cache"
-    monkeypatch.setenv("TQDM_DISABLE", "1")
-    cache_guard.guard(cache, root)
-    (cache / "global.db").write_text("executed without progress bars")
-    monkeypatch.delenv("TQDM_DISABLE")
+    (cache / "global.db").write_text(f"executed with {name}={before}")
+    if after is None:
+        monkeypatch.delenv(name)
+    else:
+        monkeypatch.setenv(name, after)
     assert cache_guard.guard(cache, root) is True
 
 
