@@ -28,7 +28,8 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 # text a widget prints where no kernel draws it.
 FROZEN = [
     (re.compile(r"\d+%\|[^|\n]*\|\s*\d+/\d+|\d+/\d+ \[\d\d:\d\d[<,]|it/s\]|s/it\]"), "a frozen progress bar"),
-    (re.compile(r"Traceback \(most recent call last\)|\w+Error: .*\n?.*File \"|KeyboardInterrupt"), "a traceback"),
+    (re.compile(r"Traceback \(most recent call last\)|\w+Error: .*\n?.*File \"|KeyboardInterrupt"),
+     "a traceback"),
     (re.compile(r"(HBox|VBox|FloatProgress|IntProgress|HTML|Output|Label)\(children=|"
                 r"(FloatProgress|IntProgress)\(value=|application/vnd\.jupyter\.widget-view\+json|"
                 r"\"model_id\"\s*:"), "raw widget text"),
