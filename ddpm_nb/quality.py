@@ -62,8 +62,7 @@ def generate(sampler, denoiser, n: int, shape: tuple[int, ...], ts, *, generator
     from tqdm.auto import tqdm
 
     out = []
-    device = next(denoiser.net.parameters()).device if isinstance(denoiser.net, nn.Module) else "cpu"
     for i in tqdm(range(0, n, batch), desc="sampling", disable=not progress):
-        x = torch.randn((min(batch, n - i), *shape), generator=generator).to(device)
+        x = torch.randn((min(batch, n - i), *shape), generator=generator).to(denoiser.device)
         out.append(sampler(denoiser, x, ts, generator=generator, **kwargs).cpu())
     return torch.cat(out)
