@@ -16,13 +16,20 @@ from .markov import gaussian_chain
 from .schedules import alpha_bar, check_beta, check_schedule_tensor
 
 __all__ = [
-    "q_step", "simulate_forward", "q_mean_var", "q_sample", "gaussian_kl",
+    "noise_like", "q_step", "simulate_forward", "q_mean_var", "q_sample", "gaussian_kl",
     "posterior_variance", "posterior_mean_var", "x0_from_eps", "eps_from_x0", "p_mean_from_eps",
     "SIGMA2", "reverse_variance",
 ]
 
 Tensor = torch.Tensor
 SIGMA2 = ("beta", "beta_tilde")  # the reverse variances σ_t² = β_t or β̃_t
+
+
+def noise_like(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Standard normal noise of x's shape, dtype and device (B, ...), drawn where `generator` lives and
+    then moved to x's device: a CPU generator gives the same numbers whether x is on the CPU or a GPU."""
+    device = x.device if generator is None else generator.device
+    return torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype).to(x.device)
 
 
 def q_step(x_prev: Tensor, beta_t: float | Tensor, eps: Tensor) -> Tensor:
@@ -72,7 +79,7 @@ def q_sample(x0: Tensor, t, alpha_bar: Tensor, eps: Tensor | None = None, *,
              generator: torch.Generator | None = None) -> Tensor:
     """Draw x_t ~ q(x_t | x_0) in one shot: sqrt(ᾱ_t) x0 + sqrt(1 - ᾱ_t) ε. x0, eps: (B, ...)."""
     if eps is None:
-        eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+        eps = noise_like(x0, generator)
     elif eps.shape != x0.shape:
         raise UserError(f"eps must have the shape of x0 {tuple(x0.shape)}, got {tuple(eps.shape)}.")
     mean, var = q_mean_var(x0, t, alpha_bar)

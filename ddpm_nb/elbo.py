@@ -19,6 +19,7 @@ import torch
 from .diffusion import (
     SIGMA2,
     gaussian_kl,
+    noise_like,
     p_mean_from_eps,
     posterior_mean_var,
     q_mean_var,
@@ -169,7 +170,7 @@ def l_simple(eps_model: EpsModel, x0: Tensor, beta: Tensor, *, weights: Tensor |
         u = torch.rand(x0.shape[0], generator=generator, device=gen_device, dtype=torch.float64)
         t = (T * u**t_power).ceil().clamp(1, T).long()
     t = t.to(x0.device)
-    eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    eps = noise_like(x0, generator)
     xt = q_sample(x0, t, alpha_bar_of(beta).to(x0.device), eps)
     err = ((eps - eps_model(xt, t)) ** 2).reshape(x0.shape[0], -1).mean(1)
     if weights is not None:

@@ -61,8 +61,7 @@ def generate(sampler, denoiser, n: int, shape: tuple[int, ...], ts, *, generator
              batch: int = 250, progress: bool = True, **kwargs) -> torch.Tensor:
     """n samples (n, *shape) from `sampler(denoiser, x_T, ts, ...)`, drawn in batches with a progress bar."""
     out = []
-    device = next(denoiser.net.parameters()).device if isinstance(denoiser.net, nn.Module) else "cpu"
     for i in progress_bar(range(0, n, batch), desc="sampling", disable=not progress):
-        x = torch.randn((min(batch, n - i), *shape), generator=generator).to(device)
+        x = torch.randn((min(batch, n - i), *shape), generator=generator).to(denoiser.device)
         out.append(sampler(denoiser, x, ts, generator=generator, **kwargs).cpu())
     return torch.cat(out)

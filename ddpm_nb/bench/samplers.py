@@ -58,10 +58,10 @@ def sampler_rows(base, names, nfes, *, n: int, seeds: int, grids: dict | None = 
             model = Denoiser(counter, base.beta)
             sg = torch.Generator().manual_seed(1000 + seed)
             data = sample_toy2d("8gaussians", n, generator=sg)
-            x = torch.randn(n, 2, generator=sg)
+            x = torch.randn(n, 2, generator=sg).to(base.device)  # the same start on any device
             ts = times_2d(name, model, steps, **(grids or {}).get(name, {}))
             t0 = time.perf_counter()
-            out = get_sampler(name)(model, x, ts, generator=sg).float()
+            out = get_sampler(name)(model, x, ts, generator=sg).float().cpu()  # .cpu(): waits for a GPU
             secs += time.perf_counter() - t0
             calls += counter.calls
             dists.append(swd_to_data(out, data, seed))

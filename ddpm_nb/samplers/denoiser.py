@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..diffusion import noise_like
 from ..errors import UserError
 from ..schedules import alpha_bar, check_beta
 
@@ -30,6 +31,13 @@ class Denoiser:
     def T(self) -> int:
         return self.beta.shape[0] - 1
 
+    @property
+    def device(self) -> torch.device:
+        """Where the network's weights live, so where its inputs go (the CPU for a plain function)."""
+        params = getattr(self.net, "parameters", None)
+        first = next(params(), None) if callable(params) else None
+        return torch.device("cpu") if first is None else first.device
+
     def eps(self, x: Tensor, t: int) -> Tensor:
         return self.net(x, torch.full((x.shape[0],), int(t), dtype=torch.long, device=x.device))
 
@@ -42,11 +50,6 @@ def check_steps(model: Denoiser, x: Tensor, ts) -> list[int]:
     if not ts or any(a <= b for a, b in zip(ts, ts[1:], strict=False)) or ts[-1] < 1 or ts[0] > model.T:
         raise UserError(f"ts must be strictly decreasing steps within 1..{model.T}, got {ts[:5]}...")
     return ts
-
-
-def noise_like(x: Tensor, generator) -> Tensor:
-    """Standard normal noise of x's shape, dtype and device, from `generator`."""
-    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
 
 def check_times(model: Denoiser, ts) -> list[float]:
