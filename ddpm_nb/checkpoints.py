@@ -78,7 +78,7 @@ def _plain(obj: Any, name: str) -> Any:
         return json.loads(json.dumps(obj, allow_nan=False))
     except (TypeError, ValueError) as err:
         raise UserError(f"{name} must be a plain JSON-able dict (numbers, strings, lists, dicts): "
-                         f"{err}.") from err
+                        f"{err}.") from err
 
 
 def _check_expect(source: str, config: Mapping[str, Any], expect: Mapping[str, Any] | None, fix: str) -> None:
@@ -117,7 +117,7 @@ def load_weights(
     problem = state_mismatch(model.state_dict(), ckpt["state_dict"])
     if problem:
         raise UserError(f"Checkpoint {path} does not fit the model built from its config ({problem}): "
-                         f"{remedy(path)}.")
+                        f"{remedy(path)}.")
     model.load_state_dict(ckpt["state_dict"])
     device = torch.device(map_location) if map_location is not None else pick_device()
     return model.to(device).eval(), dict(ckpt["meta"])
@@ -156,7 +156,7 @@ def load_or_train(
         info = {"seconds": round(result.seconds, 1), "steps": result.steps}
     if not isinstance(model, nn.Module):
         raise UserError(f"train_fn must return the trained model (an nn.Module), "
-                         f"got {type(model).__name__}.")
+                        f"got {type(model).__name__}.")
     info.update(meta or {})
     digest = save_weights(path, model, config=config, meta=info)
     print(f"trained in {info['seconds']:.0f} s and saved {path} (sha256 {digest[:12]}…)")

@@ -60,7 +60,7 @@ def _gather(alpha_bar: Tensor, t, x0: Tensor, name: str = "alpha_bar") -> Tensor
     if t.dim() == 1:
         if x0.dim() == 0 or t.shape[0] != x0.shape[0]:
             raise UserError(f"t has {t.shape[0]} steps but x0 has batch shape {tuple(x0.shape[:1])}: "
-                             "give one t per example, or a single int.")
+                            "give one t per example, or a single int.")
     elif t.dim() != 0:
         raise UserError(f"t must be an int or a 1-D tensor (B,), got shape {tuple(t.shape)}.")
     if torch.any(t < 0) or torch.any(t > T):

@@ -13,7 +13,17 @@ class UserError(ValueError):
 
 
 class LossNotFinite(UserError, FloatingPointError):
-    """Training produced a NaN or infinite loss (lower the learning rate, or check the data)."""
+    """Training produced a NaN or infinite loss (lower the learning rate, or check the data).
+    `value`: the loss; `step`: the update it happened at (None where the raiser does not know it)."""
+
+    def __init__(self, value: float, step: int | None = None):
+        self.value, self.step = value, step
+        where = "this step" if step is None else f"step {step}"
+        super().__init__(f"The loss is {value} at {where}: lower lr or check the data and loss (the last "
+                         "saved state, if any, is kept).")
+
+    def __reduce__(self):
+        return type(self), (self.value, self.step)
 
 
 class MissingPackage(UserError, ImportError):

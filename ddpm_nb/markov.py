@@ -101,7 +101,7 @@ def stationary_distribution(P: Tensor) -> Tensor:
     M = P.T - torch.eye(S, dtype=P.dtype)
     if S > 1 and torch.linalg.svdvals(M)[-2] < 1e-10:
         raise UserError("This chain has no unique stationary law: it is reducible (some states "
-                         "cannot reach others), so the long-run law depends on the start.")
+                        "cannot reach others), so the long-run law depends on the start.")
     A = torch.cat([M, torch.ones(1, S, dtype=P.dtype)])
     b = torch.zeros(S + 1, dtype=P.dtype)
     b[-1] = 1

@@ -146,7 +146,7 @@ def beta_continuous(t: Tensor, kind: str = "linear", *, beta_min: float = 0.1,
 
 
 def alpha_bar_continuous(t: Tensor, kind: str = "linear", *, beta_min: float = 0.1,
-                         beta_max: float = 20.0, s: float = 0.008) -> Tensor:
+                        beta_max: float = 20.0, s: float = 0.008) -> Tensor:
     """ᾱ(t) = exp(-∫_0^t β(u) du) on t ∈ [0, 1]; same shape as t."""
     _check_kind(kind)
     t = _check_time(t)

@@ -33,7 +33,7 @@ def student_notebook(nb: dict, name: str = "notebook") -> dict:
     n_sol = sum(SOLUTION_TAG in _tags(c) for c in nb["cells"])
     if n_sol != n_ex:
         raise UserError(f"{name} has {n_ex} '{EXERCISE_TAG}' cells but {n_sol} '{SOLUTION_TAG}' "
-                         "cells: give each solution its exercise stub so students have a place to answer.")
+                        "cells: give each solution its exercise stub so students have a place to answer.")
     cells = []
     for cell in nb["cells"]:
         if SOLUTION_TAG in _tags(cell):
@@ -64,7 +64,7 @@ def make_student_edition(notebooks: list[str | Path], out_dir: str | Path) -> li
             raise UserError(f"{p} is not a notebook file (.ipynb).")
         if p.resolve().parent == out_dir.resolve():
             raise UserError(f"The output folder {out_dir} holds the source {p.name}: choose another "
-                             "folder so the book's solutions are not overwritten.")
+                            "folder so the book's solutions are not overwritten.")
         try:
             nb = json.loads(p.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:

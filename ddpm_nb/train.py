@@ -192,7 +192,7 @@ def _to_device(batch: Any, device: torch.device) -> Batch:
     if isinstance(batch, (tuple, list)) and batch and all(isinstance(t, Tensor) for t in batch):
         return tuple(t.to(device) for t in batch)
     raise UserError(f"data(batch_size, generator) must return a tensor or a tuple of tensors, "
-                     f"got {type(batch).__name__}.")
+                    f"got {type(batch).__name__}.")
 
 
 def batch_sampler(data: Any, batch_size: int, device: torch.device) -> Callable[[torch.Generator], Batch]:
@@ -206,13 +206,13 @@ def batch_sampler(data: Any, batch_size: int, device: torch.device) -> Callable[
         return lambda gen: _to_device(data(batch_size, gen), device)
     else:
         raise UserError(f"data must be a tensor, a tuple of tensors or a callable, "
-                         f"got {type(data).__name__}.")
+                        f"got {type(data).__name__}.")
     if not tensors or not all(isinstance(t, Tensor) and t.dim() >= 1 for t in tensors):
         raise UserError("data must be a non-empty tuple of tensors with a first (example) dimension.")
     sizes = {t.shape[0] for t in tensors}
     if len(sizes) != 1 or 0 in sizes:
         raise UserError(f"data tensors must share a non-zero first dimension, "
-                         f"got {[t.shape[0] for t in tensors]}.")
+                        f"got {[t.shape[0] for t in tensors]}.")
     n = sizes.pop()
 
     def draw(gen: torch.Generator) -> Batch:
@@ -233,11 +233,10 @@ def adamw(model: nn.Module, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
     return [torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)]
 
 
-def check_loss(value: float, where: str) -> float:
+def check_loss(value: float, step: int | None = None) -> float:
     """The loss as a float, or LossNotFinite: training never continues past a NaN or infinite loss."""
     if not math.isfinite(value):
-        raise LossNotFinite(f"The loss is {value} at {where}: lower lr or check the data and loss "
-                            "(the last saved state, if any, is kept).")
+        raise LossNotFinite(value, step)
     return value
 
 
@@ -251,7 +250,7 @@ def default_step(loss_fn: Callable) -> StepFn:
         if not isinstance(loss, Tensor) or loss.dim() != 0:
             raise UserError(f"loss_fn must return a scalar tensor, got {getattr(loss, 'shape', type(loss))}.")
         value = loss.item()
-        check_loss(value, "this step")  # before any gradient reaches the weights
+        check_loss(value)  # before any gradient reaches the weights
         for opt in opts:
             opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -332,9 +331,9 @@ def _one_update(run: _Run, step_fn: StepFn, draw: Callable, cfg: TrainConfig) ->
             group["lr"] = lr
     batch = draw(run.gens[0])
     try:
-        value = check_loss(float(step_fn(run.model, run.opts, batch, run.gens[1], cfg)), "this step")
-    except LossNotFinite as err:  # say which step (a step function does not know its number)
-        raise LossNotFinite(str(err).replace("at this step", f"at step {run.step + 1}")) from None
+        value = check_loss(float(step_fn(run.model, run.opts, batch, run.gens[1], cfg)), run.step + 1)
+    except LossNotFinite as err:  # a step function does not know its number: the loop says it
+        raise LossNotFinite(err.value, run.step + 1) from None
     run.ema.update(run.model)
     run.history.append(value)
     run.step += 1

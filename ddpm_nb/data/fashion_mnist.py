@@ -95,14 +95,14 @@ def parse_idx(data: bytes) -> np.ndarray:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as err:
             raise UserError(f"The gzip-compressed IDX data is damaged ({err}): download the file again."
-                             ) from err
+                            ) from err
     if len(data) < 4:
         raise UserError(f"The IDX data is {len(data)} bytes long, too short for a header: the file is "
-                         "damaged.")
+                        "damaged.")
     magic = int.from_bytes(data[:4], "big")
     if magic not in _IDX_NDIM:
         raise UserError(f"Not an IDX file of unsigned bytes: magic number 0x{magic:08x}, expected "
-                         "0x00000801 (labels) or 0x00000803 (images).")
+                        "0x00000801 (labels) or 0x00000803 (images).")
     ndim = _IDX_NDIM[magic]
     start = 4 + 4 * ndim
     if len(data) < start:
@@ -110,8 +110,8 @@ def parse_idx(data: bytes) -> np.ndarray:
     shape = struct.unpack(f">{ndim}I", data[4:start])
     if len(data) - start != math.prod(shape):
         raise UserError(f"The IDX header promises shape {shape} ({math.prod(shape)} bytes) but "
-                         f"{len(data) - start} bytes follow: the file is truncated or damaged, download it "
-                         "again.")
+                        f"{len(data) - start} bytes follow: the file is truncated or damaged, download it "
+                        "again.")
     return np.frombuffer(data, dtype=np.uint8, offset=start).reshape(shape).copy()
 
 

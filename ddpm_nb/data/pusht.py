@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import UserError
+from ..errors import MissingPackage, UserError
 from .cache import CorruptDownload, DatasetUnavailable, cache_dir, data_roots
 from .cache import download as _download
 
@@ -76,16 +76,16 @@ def _decode_chunk(raw: bytes, compressor: dict | None, path: Path) -> bytes:
         return raw
     if compressor.get("id") != "blosc":
         raise UserError(f"{path.parent} uses the compressor {compressor.get('id')!r}; this reader knows "
-                         "only blosc (the one the released PushT store uses).")
+                        "only blosc (the one the released PushT store uses).")
     try:
         import blosc
     except ImportError as err:
-        raise ImportError("Reading PushT needs the blosc package: pip install blosc") from err
+        raise MissingPackage("Reading PushT needs the blosc package: pip install blosc") from err
     try:
         return blosc.decompress(raw)
     except Exception as err:  # blosc raises several types for damaged data
         raise UserError(f"The chunk {path} does not decode ({err}): the store is damaged, "
-                         "delete it and download it again.") from err
+                        "delete it and download it again.") from err
 
 
 def read_zarr_array(folder: str | Path) -> np.ndarray:
@@ -115,7 +115,7 @@ def read_zarr_array(folder: str | Path) -> np.ndarray:
         data = _decode_chunk(path.read_bytes(), meta.get("compressor"), path)
         if len(data) != math.prod(chunks) * dtype.itemsize:
             raise UserError(f"The chunk {path} holds {len(data)} bytes, not the {math.prod(chunks)} values "
-                             f"of {dtype} its header promises: the store is damaged.")
+                            f"of {dtype} its header promises: the store is damaged.")
         block = np.frombuffer(data, dtype=dtype).reshape(chunks)
         where = tuple(slice(i * c, min((i + 1) * c, s)) for i, c, s in zip(index, chunks, shape, strict=True))
         out[where] = block[tuple(slice(0, w.stop - w.start) for w in where)]
@@ -150,10 +150,10 @@ def _check_structure(store: Path, arrays: dict[str, np.ndarray], size: dict | No
             raise UserError(f"{store}: {name} holds NaN or infinite values: the store is damaged.")
     if ends.size == 0 or ends[0] <= 0 or np.any(np.diff(ends) <= 0) or ends[-1] != n:
         raise UserError(f"{store}: meta/episode_ends must increase strictly from above 0 to the number of "
-                         f"rows {n}, got {ends[:3].tolist()}...{ends[-2:].tolist()}.")
+                        f"rows {n}, got {ends[:3].tolist()}...{ends[-2:].tolist()}.")
     if size is not None and (n, ends.size) != (size["steps"], size["episodes"]):
         raise UserError(f"{store} holds {n} steps in {ends.size} episodes, but the released store holds "
-                         f"{size['steps']} in {size['episodes']}: it is another version or damaged.")
+                        f"{size['steps']} in {size['episodes']}: it is another version or damaged.")
 
 
 def verify_store(store: str | Path, size: dict | None = None) -> dict[str, np.ndarray]:

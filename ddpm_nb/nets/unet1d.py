@@ -101,14 +101,14 @@ class UNet1D(nn.Module):
             return cond
         if t is None or t.shape != (batch,):
             raise UserError(f"t must be diffusion steps of shape ({batch},), got "
-                             f"{None if t is None else tuple(t.shape)}.")
+                            f"{None if t is None else tuple(t.shape)}.")
         return torch.cat([self.step(t), cond], dim=1)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | None, obs: torch.Tensor) -> torch.Tensor:
         """x (B, T_p, A), t (B,) or None, obs (B, T_o, D) -> (B, T_p, A): the predicted noise (or chunk)."""
         if x.dim() != 3 or x.shape[2] != self.action_dim or x.shape[1] % 2 ** (self.levels - 1):
             raise UserError(f"x must have shape (B, T_p, {self.action_dim}) with T_p divisible by "
-                             f"{2 ** (self.levels - 1)}, got {tuple(x.shape)}.")
+                            f"{2 ** (self.levels - 1)}, got {tuple(x.shape)}.")
         cond = self._cond(t, obs, x.shape[0])
         h, skips = x.transpose(1, 2), []  # (B, A, T_p): actions are channels, time is the conv axis
         for block1, block2, down in self.down:

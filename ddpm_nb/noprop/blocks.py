@@ -20,7 +20,7 @@ def check_images(x: torch.Tensor) -> None:
     if not isinstance(x, torch.Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise UserError(f"x must be a batch of 28x28 grey images of shape (B, 1, 28, 28) in [-1, 1], got "
-                         f"{shape}: use to_model_range(images) on Fashion-MNIST-sized images.")
+                        f"{shape}: use to_model_range(images) on Fashion-MNIST-sized images.")
 
 
 def _conv(c_in: int, c_out: int, pool: nn.Module) -> nn.Sequential:

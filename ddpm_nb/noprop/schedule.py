@@ -44,7 +44,7 @@ def alphas_from(alpha_bar: Tensor) -> Tensor:
         raise UserError("alpha_bar must be a 1-D tensor ᾱ_0..ᾱ_T of length T + 1 >= 2.")
     if torch.any(alpha_bar <= 0) or torch.any(alpha_bar >= 1) or torch.any(alpha_bar[1:] < alpha_bar[:-1]):
         raise UserError("alpha_bar must lie in (0, 1) and increase with t (NoProp indexes it from the "
-                         "label end: ᾱ_0 ≈ 0 is noise, ᾱ_T ≈ 1 the label).")
+                        "label end: ᾱ_0 ≈ 0 is noise, ᾱ_T ≈ 1 the label).")
     return torch.cat([alpha_bar[:-1] / alpha_bar[1:], alpha_bar[-1:]])
 
 

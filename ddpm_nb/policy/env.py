@@ -177,7 +177,7 @@ def merge_evaluations(parts: list[dict]) -> dict:
     for prev, part in zip(parts, parts[1:], strict=False):
         if part["seed"] != prev["seed"] + prev["episodes"]:
             raise UserError(f"Evaluations must cover consecutive seeds: {prev['seed']}+{prev['episodes']} "
-                             f"is followed by {part['seed']}.")
+                            f"is followed by {part['seed']}.")
         if any(part[k] != first[k] for k in ("sampler", "steps", "checkpoint_sha256")):
             raise UserError("Evaluations of different planners or checkpoints cannot be merged.")
     scores = [v for p in parts for v in p["scores"]]
@@ -219,7 +219,7 @@ def evaluate_checkpoint(policy: str = "diffusion", *, sampler: str | None = None
         model, _ = load_policy(path, map_location="cpu")
     if model.objective != objective:
         raise UserError(f"{path} holds a {model.objective} policy, not the {policy} one: pass the right "
-                         f"--checkpoint or --policy.")
+                        f"--checkpoint or --policy.")
     planner = make_planner(model, sampler, steps, first=first)
     result = evaluate(RecedingHorizonPolicy(planner), episodes, seed=seed, checkpoint=path, threads=threads,
                       progress=progress)

@@ -36,8 +36,8 @@ class PolicyModel(nn.Module):
         objective, features = config.get("objective"), config.get("features", "state")
         if config.get("kind") != POLICY_KIND or objective not in OBJECTIVES or features not in FEATURES:
             raise UserError(f"Not a PushT policy config: need kind={POLICY_KIND!r}, objective in "
-                             f"{OBJECTIVES}, "
-                             f"features in {tuple(FEATURES)}; got {config!r}.")
+                            f"{OBJECTIVES}, "
+                            f"features in {tuple(FEATURES)}; got {config!r}.")
         net_config = dict(config.get("net", {}))
         net_config.update(obs_dim=FEATURES[features], time_input=objective == "diffusion")
         self.net = UNet1D(**net_config)

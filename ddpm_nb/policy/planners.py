@@ -76,7 +76,7 @@ class DiffusionPlanner(Planner):
             raise UserError(f"first must be an integer step from 1 to T = {T}, got {first!r}.")
         if sampler == "ddpm" and steps not in (None, first):
             raise UserError(f"Ancestral DDPM visits every one of the {first} steps: pass steps=None or "
-                             f"{first}.")
+                            f"{first}.")
         steps = first if sampler == "ddpm" else (10 if steps is None else steps)
         if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= first:
             raise UserError(f"steps must be an integer from 1 to {first}, got {steps!r}.")
@@ -109,7 +109,7 @@ class DiffusionPlanner(Planner):
             x = torch.randn(shape, generator=self.generator, device=self.device)
         elif tuple(x.shape) != shape:
             raise UserError(f"The starting noise x must have shape {shape} (B, T_p, A), "
-                             f"got {tuple(x.shape)}.")
+                            f"got {tuple(x.shape)}.")
         else:
             x = x.to(self.device, torch.float32)
         extra = {"clip_x0": 1.0} if self.sampler in CLIPS_X0 else {}
@@ -150,10 +150,10 @@ class RecedingHorizonPolicy:
                  action_horizon: int = ACTION_HORIZON, obs_dim: int = OBS_DIM):
         if not callable(planner):
             raise UserError(f"planner must be callable (obs window -> action chunk), "
-                             f"got {type(planner).__name__}.")
+                            f"got {type(planner).__name__}.")
         if obs_horizon < 1 or action_horizon < 1:
             raise UserError(f"obs_horizon and action_horizon must be positive, "
-                             f"got {obs_horizon}, {action_horizon}.")
+                            f"got {obs_horizon}, {action_horizon}.")
         self.planner, self.obs_horizon, self.action_horizon, self.obs_dim = \
             planner, obs_horizon, action_horizon, obs_dim
         self.plans, self.plan_seconds = 0, 0.0
@@ -176,7 +176,7 @@ class RecedingHorizonPolicy:
         if not isinstance(chunk, Tensor) or chunk.dim() != 2 or chunk.shape[0] < first + self.action_horizon:
             shape = tuple(chunk.shape) if isinstance(chunk, Tensor) else type(chunk).__name__
             raise UserError(f"The planner must return an action chunk (T_p, A) tensor with T_p >= "
-                             f"{first + self.action_horizon}, got {shape}.")
+                            f"{first + self.action_horizon}, got {shape}.")
         self.queue.extend(chunk[first: first + self.action_horizon].double().numpy())
 
     def __call__(self, obs) -> np.ndarray:
@@ -184,8 +184,8 @@ class RecedingHorizonPolicy:
         obs = torch.as_tensor(np.asarray(obs, dtype=np.float32))
         if obs.shape != (self.obs_dim,):
             raise UserError(f"The policy takes one PushT state of shape ({self.obs_dim},) (agent x, y, "
-                             f"block x, y, angle; gym-pusht with obs_type='state'), "
-                             f"got shape {tuple(obs.shape)}.")
+                            f"block x, y, angle; gym-pusht with obs_type='state'), "
+                            f"got shape {tuple(obs.shape)}.")
         if not torch.isfinite(obs).all():
             raise UserError(f"The observation holds NaN or infinite values: {obs.tolist()}.")
         if not self.history:
@@ -214,7 +214,7 @@ def make_planner(model: PolicyModel, sampler: str | None = None, steps: int | No
     if model.objective == "regression":
         if sampler is not None or steps is not None or first is not None:
             raise UserError("The regression baseline predicts the chunk in one pass: it takes no sampler, "
-                             "steps or first step.")
+                            "steps or first step.")
         return RegressionPlanner(model)
     if sampler is None:
         sampler, steps = DEFAULT_SAMPLER[0], (DEFAULT_SAMPLER[1] if steps is None else steps)

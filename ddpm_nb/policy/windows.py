@@ -47,7 +47,7 @@ def window_index(episode_ends: torch.Tensor, episodes: list[int] | None = None, 
     """
     if not 1 <= obs_horizon <= pred_horizon or not 1 <= action_horizon <= pred_horizon - obs_horizon + 1:
         raise UserError(f"Need 1 <= obs_horizon <= pred_horizon and 1 <= action_horizon <= pred_horizon - "
-                         f"obs_horizon + 1, got {obs_horizon}, {pred_horizon}, {action_horizon}.")
+                        f"obs_horizon + 1, got {obs_horizon}, {pred_horizon}, {action_horizon}.")
     ends = episode_ends.tolist()
     starts = [0] + ends[:-1]
     episodes = range(len(ends)) if episodes is None else episodes
@@ -78,7 +78,7 @@ def state_features(state: torch.Tensor, kind: str = "state") -> torch.Tensor:
         raise UserError(f"Unknown observation features {kind!r}: choose one of {', '.join(FEATURES)}.")
     if state.shape[-1:] != (5,):
         raise UserError(f"A PushT state has 5 numbers (agent x, y, block x, y, angle), got shape "
-                         f"{tuple(state.shape)}.")
+                        f"{tuple(state.shape)}.")
     if kind == "state":
         return state
     return torch.cat([state[..., :4], state[..., 4:].sin(), state[..., 4:].cos()], dim=-1)
@@ -113,7 +113,7 @@ class MinMax:
     def _check(self, x: torch.Tensor) -> None:
         if x.shape[-1:] != self.low.shape:
             raise UserError(f"The normaliser has {self.low.shape[0]} features but x has shape "
-                             f"{tuple(x.shape)}.")
+                            f"{tuple(x.shape)}.")
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """x (..., D) in data units -> (..., D), the fitted range mapped onto [-1, 1]."""
@@ -138,7 +138,7 @@ class MinMax:
         if not (isinstance(low, torch.Tensor) and isinstance(high, torch.Tensor) and low.dim() == 1
                 and low.shape == high.shape and bool((high >= low).all())):
             raise UserError("A normaliser state must be {'low': (D,), 'high': (D,)} tensors with "
-                             "high >= low.")
+                            "high >= low.")
         return cls(low.float(), high.float())
 
 
