@@ -20,13 +20,13 @@ __version__ = "0.1.0"
 # Modules reachable as nb.NAME.
 MODULES = (
     "bench", "checkpoints", "checks", "colab", "config", "data", "diffusion", "elbo", "errors", "exercises",
-    "files", "likelihood", "markov", "names", "nets", "noprop", "plot", "policy", "progress", "quality",
-    "recipes", "samplers", "schedules", "sde", "source", "student", "train", "widgets",
+    "files", "likelihood", "markov", "names", "nets", "noprop", "plot", "policy", "progress", "prose",
+    "quality", "recipes", "samplers", "schedules", "sde", "source", "student", "train", "widgets",
 )
 
 # Short public names: NAME -> the module that defines it.
 _WHERE = {
-    **dict.fromkeys(("ClaimFailed", "check_close", "check_shape", "check_true"), "checks"),
+    **dict.fromkeys(("ClaimFailed", "check_close", "check_estimate", "check_shape", "check_true"), "checks"),
     **dict.fromkeys(("Setup", "in_colab", "is_quick", "pick_device", "setup"), "config"),
     **dict.fromkeys(("UserError",), "errors"),
     **dict.fromkeys(("eps_from_x0", "gaussian_kl", "p_mean_from_eps", "posterior_mean_var",
@@ -38,6 +38,7 @@ _WHERE = {
     **dict.fromkeys(("SCHEDULES", "alpha_bar", "alpha_bar_continuous", "beta_continuous", "beta_schedule",
                      "discretize_continuous", "snr", "log_alpha_bar_at"), "schedules"),
     **dict.fromkeys(("show",), "source"),
+    **dict.fromkeys(("glue",), "prose"),
     **dict.fromkeys(("progress_bar",), "progress"),
 }
 

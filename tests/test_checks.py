@@ -8,9 +8,11 @@ import matplotlib as mpl
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT
 
 import ddpm_nb as nb
 from ddpm_nb import checks, config
+from ddpm_nb.errors import UserError
 
 # ---------------------------------------------------------------- check_close
 
@@ -208,3 +210,69 @@ def test_setup_is_frozen():
     cfg = config.Setup(seed=0, device=torch.device("cpu"), quick=False, colab=False)
     with pytest.raises(AttributeError):
         cfg.seed = 1
+
+
+# ---------------------------------------------------------------- check_estimate and main claims
+def test_check_estimate_not_refuted_passes_within_z_standard_errors(capsys):
+    assert checks.check_estimate("gap", -0.02, 0.01, above=0.0, resolution=0.05) is True
+    assert capsys.readouterr().out.startswith("✓ gap: -0.02 ± 0.01 >= 0 (not refuted")
+
+
+def test_check_estimate_refuted_fails():
+    with pytest.raises(checks.ClaimFailed, match="the data refute it"):
+        checks.check_estimate("gap", -0.04, 0.01, above=0.0, resolution=0.05)
+
+
+def test_check_estimate_shown_needs_z_standard_errors_on_the_right_side():
+    assert checks.check_estimate("diff", 0.04, 0.01, above=0.0, resolution=0.05, shown=True)
+    with pytest.raises(checks.ClaimFailed, match="do not show it"):
+        checks.check_estimate("diff", 0.02, 0.01, above=0.0, resolution=0.05, shown=True)
+
+
+def test_check_estimate_two_sided():
+    assert checks.check_estimate("x", 0.5, 0.01, above=0.4, below=0.6, resolution=0.05)
+    with pytest.raises(checks.ClaimFailed, match="<= 0.45"):
+        checks.check_estimate("x", 0.5, 0.01, above=0.4, below=0.45, resolution=0.05)
+
+
+def test_check_estimate_without_power_says_so_and_counts(capsys):
+    assert checks.check_estimate("gap", 5.0, 1.0, above=0.0, resolution=0.1) is False
+    out = capsys.readouterr().out
+    assert out.startswith("– gap: not checked at this size") and "✓" not in out
+
+
+def test_a_main_claim_without_power_fails():
+    with pytest.raises(checks.ClaimFailed, match="main claim: gap: FAILED, no power"):
+        checks.check_estimate("gap", 5.0, 1.0, above=0.0, resolution=0.1, main=True)
+
+
+def test_check_estimate_refuses_bad_arguments():
+    with pytest.raises(UserError, match="needs a bound"):
+        checks.check_estimate("x", 1.0, 0.1, resolution=1.0)
+    with pytest.raises(checks.ClaimFailed, match="not a finite"):
+        checks.check_estimate("x", float("nan"), 0.1, above=0, resolution=1.0)
+
+
+def test_main_claims_are_labelled_in_every_check(capsys):
+    checks.check_close("a", 1.0, 1.0, main=True)
+    checks.check_true("b", True, main=True)
+    checks.check_estimate("c", 1.0, 0.1, above=0, resolution=1.0, main=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert all(ln.startswith("✓ main claim: ") for ln in lines) and len(lines) == 3
+    with pytest.raises(checks.ClaimFailed, match="^main claim: a: FAILED"):
+        checks.check_close("a", 1.0, 2.0, main=True)
+
+
+def test_the_claims_tool_counts_each_kind(tmp_path, capsys):
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("claims", ROOT / "tools" / "claims.py")
+    claims = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(claims)
+    text = "✓ main claim: a\n✓ main claim: b\n✓ c\n– d: not checked at this size (x)\n"
+    nb = {"cells": [{"outputs": [{"output_type": "stream", "name": "stdout", "text": text}]}]}
+    (tmp_path / "01_x.ipynb").write_text(json.dumps(nb))
+    assert claims.count(nb) == {"checked": 3, "main": 2, "unchecked": 1}
+    assert claims.main([str(tmp_path)]) == 1  # two main claims are fewer than three
+    assert "01_x" in capsys.readouterr().out
