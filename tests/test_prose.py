@@ -108,3 +108,25 @@ def test_code_lines_fit_the_column(path):
             and not set(c.metadata.get("tags", [])) & {"remove-cell", "remove-input"}
             for ln in c.source.splitlines() if len(ln) > CODE_WIDTH]
     assert not wide, f"{path.name}: code lines wider than {CODE_WIDTH} characters (cell, width): {wide}"
+
+
+FONTSIZE = re.compile(r"(?:fontsize|labelsize|titlesize)\s*=\s*(\d+(?:\.\d+)?|[\"'](?:x{0,2}-?small)[\"'])")
+
+
+def small_fonts(text: str, font_pt: float) -> list[str]:
+    """Font sizes set below the style's (numbers under `font_pt`, or 'small', 'x-small'...)."""
+    return [m.group(0) for m in FONTSIZE.finditer(text)
+            if not m.group(1)[0].isdigit() or float(m.group(1)) < font_pt]
+
+
+def test_no_figure_text_is_set_smaller_than_the_body_text():
+    from ddpm_nb.plot import FONT_PT
+
+    assert small_fonts("ax.set_title('a', fontsize=8); ax.tick_params(labelsize='small')", 12) == \
+        ["fontsize=8", "labelsize='small'"]
+    sources = {p.name: "\n".join(c.source for c in nbformat.read(p, as_version=4).cells
+                                  if c.cell_type == "code") for p in CHAPTERS}
+    sources |= {str(p.relative_to(ROOT)): p.read_text(encoding="utf-8")
+                for p in (ROOT / "ddpm_nb").rglob("*.py")}
+    small = {name: hits for name, text in sources.items() if (hits := small_fonts(text, FONT_PT))}
+    assert not small, f"figure text below {FONT_PT} pt, too small at page width: {small}"

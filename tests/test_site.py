@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import re
 import shutil
+import struct
 import subprocess
 import tempfile
 import threading
@@ -76,15 +78,82 @@ def site():
     server.shutdown()
 
 
+# Injected into every page the test server sends (never into the site itself): once MathJax has
+# typeset and the images loaded, it writes onto <body> what overflows the text column and how much
+# each output image was scaled down, for the check below.
+MEASURE = """<script>(async () => {
+  try { if (window.MathJax && MathJax.startup) { await MathJax.startup.promise; } } catch (e) {}
+  await Promise.all([...document.images].map(i => i.complete ? 0 :
+      new Promise(r => { i.onload = r; i.onerror = r; })));
+  const main = document.querySelector('main') || document.body;
+  const para = main.querySelector('p') || document.body;
+  const out = {body: parseFloat(getComputedStyle(para).fontSize), pre: [], math: [], img: []};
+  const longest = t => t.split('\\n').reduce((a, b) => b.length > a.length ? b : a, '');
+  main.querySelectorAll('div.cell_input pre, div.cell_output pre').forEach(p => {
+    if (p.scrollWidth > p.clientWidth + 1) out.pre.push(longest(p.textContent).slice(0, 70)); });
+  main.querySelectorAll('mjx-container[display="true"]').forEach(m => {
+    const box = m.parentElement.getBoundingClientRect().width;
+    if (m.scrollWidth > m.clientWidth + 1 || m.getBoundingClientRect().width > box + 1)
+      out.math.push((m.parentElement.textContent || '').slice(0, 70)); });
+  main.querySelectorAll('div.cell_output img').forEach(i => out.img.push(
+      [i.getAttribute('src'), i.naturalWidth, i.getBoundingClientRect().width]));
+  document.body.setAttribute('data-measure', JSON.stringify(out));
+})();</script>"""
+WINDOW = "--window-size=1280,900"
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
+
+    def do_GET(self):  # noqa: N802 (the name http.server calls)
+        path = Path(self.translate_path(self.path))
+        if path.suffix != ".html" or not path.is_file():
+            return super().do_GET()
+        body = path.read_bytes().replace(b"</body>", MEASURE.encode() + b"</body>", 1)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def png_dpi(path: Path) -> float | None:
+    """The resolution a PNG records (its pHYs chunk), in dots per inch; None if it records none."""
+    data = path.read_bytes()
+    i = data.find(b"pHYs")
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or i < 0:
+        return None
+    x, _, unit = struct.unpack(">IIB", data[i + 4:i + 13])
+    return x * 0.0254 if unit == 1 else None
+
+
+def layout_problems(measure: dict, html_dir: Path, page: str, font_pt: float) -> list[str]:
+    """What runs past the column, and figures whose labels come out smaller than the body text.
+
+    A figure drawn at `font_pt` points and `dpi` dots per inch, shown `shown` pixels wide for
+    `natural` pixels, prints its labels font_pt/72·dpi·shown/natural pixels tall.
+    """
+    problems = [f"code wider than the column: {t!r}" for t in measure["pre"]]
+    problems += [f"display math wider than the column: {t!r}" for t in measure["math"]]
+    for src, natural, shown in measure["img"]:
+        file = html_dir / unquote(urlsplit(urljoin("http://x/" + page, src)).path.lstrip("/"))
+        local = not src.startswith("data:") and file.suffix == ".png" and file.is_file()
+        dpi = png_dpi(file) if local else None
+        if dpi is None or not natural:
+            continue
+        label = font_pt / 72 * dpi * shown / natural
+        if label < 0.95 * measure["body"]:
+            problems.append(f"figure {Path(src).name}: labels {label:.1f} px for {measure['body']:.0f} px "
+                            f"text ({natural} px wide at {dpi:.0f} dpi, shown {shown:.0f} px: draw it "
+                            "narrower)")
+    return problems
 
 
 def _dom(chromium: str, url: str) -> BeautifulSoup:
     with tempfile.TemporaryDirectory() as profile:
         out = subprocess.run([chromium, *FLAGS, f"--user-data-dir={profile}",
-                              "--virtual-time-budget=15000", "--dump-dom", url],
+                              WINDOW, "--virtual-time-budget=15000", "--dump-dom", url],
                              capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "<html" in out.stdout, f"Chromium could not render {url}"
     return BeautifulSoup(out.stdout, "html.parser")
@@ -130,7 +199,15 @@ def test_page_in_a_real_browser(site, page):
     problems = output_problems(str(soup))
     assert not problems, f"{page}: " + "; ".join(problems)
 
-    # 3. Local images, scripts, stylesheets exist; the page loads no script from the network.
+    # 3. Nothing runs past the text column at 1280 px, and figure labels read as large as the text.
+    import ddpm_nb.plot
+
+    measured = soup.body.get("data-measure")
+    assert measured, f"{page}: the layout measurement did not run"
+    problems = layout_problems(json.loads(measured), HTML, page, ddpm_nb.plot.FONT_PT)
+    assert not problems, f"{page}: " + "; ".join(problems)
+
+    # 4. Local images, scripts, stylesheets exist; the page loads no script from the network.
     for tag, attr in (("img", "src"), ("script", "src"), ("link", "href"), ("source", "src")):
         for el in soup.find_all(tag, attrs={attr: True}):
             ref = el[attr]
@@ -140,7 +217,7 @@ def test_page_in_a_real_browser(site, page):
             if target is not None:
                 assert target[0].is_file(), f"{page}: missing {tag} {ref}"
 
-    # 4. No broken local link (file and, where given, the anchor).
+    # 5. No broken local link (file and, where given, the anchor).
     for a in soup.find_all("a", href=True):
         target = _local_target(page, a["href"])
         if target is None:

@@ -27,3 +27,53 @@ def test_a_page_with_it_fails(text, what):
 ])
 def test_a_good_page_passes(text):
     assert output_problems(CELL.format(text)) == []
+
+
+# ---------------------------------------------------------------- layout, measured in a real browser
+def _png(path, width_px: int, dpi: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(width_px / dpi, 1.0), dpi=dpi)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+
+
+PAGE = """<html><head><style>img {{ max-width: 100%; }}</style></head>
+<body><main style="width: 700px"><p style="font-size: 16px">Text.</p>
+<div class="cell_input"><pre style="overflow-x: auto">{code}</pre></div>
+<div class="cell_output"><img src="fig.png"></div></main></body></html>"""
+
+
+@pytest.mark.site
+@pytest.mark.parametrize("code, width_px, want", [
+    ("x = 1", 600, []),
+    ("x = " + "1 + " * 60 + "1", 600, ["code wider than the column"]),
+    ("x = 1", 1400, ["figure fig.png: labels"]),
+])
+def test_layout_problems_in_a_real_browser(tmp_path, code, width_px, want):
+    import functools
+    import http.server
+    import json
+    import shutil
+    import threading
+
+    from test_site import _dom, _QuietHandler, layout_problems
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.fail("Chromium is needed for the browser check: apt-get install chromium.")
+    (tmp_path / "page.html").write_text(PAGE.format(code=code))
+    _png(tmp_path / "fig.png", width_px, 100)
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        soup = _dom(chromium, f"http://127.0.0.1:{server.server_address[1]}/page.html")
+    finally:
+        server.shutdown()
+    problems = layout_problems(json.loads(soup.body["data-measure"]), tmp_path, "page.html", 12)
+    assert len(problems) == len(want), problems
+    assert all(p.startswith(w) for p, w in zip(problems, want, strict=True)), problems
