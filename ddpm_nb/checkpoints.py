@@ -247,3 +247,9 @@ def read_eval(name: str) -> dict:
     """A committed evaluation: checkpoints/NAME.eval.json, as `ddpm-nb eval ... --json` wrote it."""
     return _read_committed_json(f"{name}.eval.json", "evaluation",
                                 "rerun the command the MANIFEST lists for it")
+
+
+def read_runtimes() -> dict:
+    """The chapters' measured run times: checkpoints/runtimes.json, as `tools/runtimes.py` wrote it."""
+    return _read_committed_json("runtimes.json", "run-time record",
+                                "rebuild the book and run `python tools/runtimes.py`")

@@ -11,7 +11,7 @@ import numbers
 
 from .errors import UserError
 
-__all__ = ["glue"]
+__all__ = ["glue", "glue_runtime", "duration"]
 
 
 def glue(name: str, value) -> None:
@@ -27,3 +27,39 @@ def glue(name: str, value) -> None:
     except ImportError:
         return
     myst_glue(name, value, display=False)
+
+
+def duration(seconds: float) -> str:
+    """A run time as a reader says it: '40 s', '3 min', '1 h 10 min'."""
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def glue_runtime(chapter: str) -> dict[str, str]:
+    """Glue `runtime_quick`, `runtime_full` and `runtime_gpu`: chapter's measured run times, in words.
+
+    chapter: the notebook's stem, e.g. "03_ddpm". The times come from checkpoints/runtimes.json
+    (written by tools/runtimes.py from the book's execution cache); a mode never measured says so.
+    """
+    from .checkpoints import read_runtimes
+
+    record = read_runtimes()
+    times = record.get("chapters", {}).get(chapter)
+    if times is None:
+        raise UserError(f"checkpoints/runtimes.json has no chapter {chapter!r}: "
+                        f"it lists {sorted(record.get('chapters', {}))}.")
+    cpu = record.get("cpu", "this project's CPU")
+    words = {
+        "runtime_quick": f"{duration(times['quick_s'])} in quick mode" if times.get("quick_s")
+        else "not yet measured in quick mode",
+        "runtime_full": f"{duration(times['full_s'])} in full mode" if times.get("full_s")
+        else "not yet measured in full mode",
+        "runtime_cpu": cpu,
+        "runtime_gpu": f"{duration(times['gpu_s'])} in full mode on a GPU ({record.get('gpu')})"
+        if times.get("gpu_s") else "not measured on a GPU",
+    }
+    for name, text in words.items():
+        glue(name, text)
+    return words
