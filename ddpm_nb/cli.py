@@ -202,7 +202,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     result = evaluate_checkpoint(args.policy, sampler=args.sampler, steps=args.steps, first=args.first,
                                  checkpoint=args.checkpoint, episodes=args.episodes, seed=args.seed,
-                                 threads=args.threads)
+                                 threads=args.threads, workers=args.workers)
     _write_json(args.json, {"command": "ddpm-nb " + " ".join(args.argv), **result})
     return 0
 
@@ -277,7 +277,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="policy checkpoint (default: the committed one)")
     p.add_argument("--episodes", type=_whole(1, "--episodes"), default=50)
     p.add_argument("--seed", type=_whole(0, "--seed"), default=100000, help="first episode seed")
-    p.add_argument("--threads", type=_whole(1, "--threads"), default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--threads", type=_whole(1, "--threads"), default=1,
+                   help="torch CPU threads per process (default 1)")
+    p.add_argument("--workers", type=_whole(1, "--workers"), default=1,
+                   help="processes the episodes are spread over (default 1); per-episode results are the "
+                        "same for any number")
     p.add_argument("--json", help="write the result to this file too")
     p.set_defaults(run=_cmd_eval)
     return parser

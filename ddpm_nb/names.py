@@ -10,6 +10,6 @@ SAMPLERS = ("ddpm", "ddim", "euler_maruyama", "euler", "heun", "dpm_solver", "rk
 RECIPES = ("ddpm-2d", "ddpm-images", "fashion-classifier", "noprop", "noprop-backprop", "pusht",
            "pusht-bc")  # ddpm_nb.recipes.RECIPES
 BENCHMARKS = ("elbo", "images", "samplers", "noprop")  # ddpm_nb.bench.BENCHMARKS
-POLICIES = ("diffusion", "bc")  # ddpm_nb.policy.env.POLICIES
+POLICIES = ("diffusion", "bc")  # ddpm_nb.policy.evaluation.POLICIES
 EVALUATIONS = ("pusht",)
 DEVICES = ("cuda", "mps", "cpu")

@@ -112,12 +112,12 @@ def test_no_private_name_is_imported_from_another_module():
 
 def test_the_plain_name_lists_match_the_registries():
     from ddpm_nb import bench, names, recipes, samplers
-    from ddpm_nb.policy import env
+    from ddpm_nb.policy import evaluation
 
     assert names.SAMPLERS == tuple(samplers.SAMPLERS)
     assert names.RECIPES == tuple(recipes.RECIPES)
     assert names.BENCHMARKS == tuple(bench.BENCHMARKS)
-    assert names.POLICIES == tuple(env.POLICIES)
+    assert names.POLICIES == tuple(evaluation.POLICIES)
 
 
 def test_help_and_argument_errors_never_import_torch():

@@ -24,7 +24,10 @@ FIELDS = {"episodes", "mean_score", "mean_max_coverage", "success_rate", "plans_
           "steps", "checkpoint", "checkpoint_sha256",
           # what decides the per-episode scores, and the protocol (issue 12, Build 5)
           "torch", "threads", "gym_pusht", "pymunk", "cpu_model", "cpu_flags", "max_steps",
-          "success_threshold"}
+          "success_threshold",
+          # issue 15: per-episode outcomes, intervals, the processes
+          "final_coverages", "max_coverages", "steps_to_success", "success_rate_ci95", "mean_score_ci95",
+          "mean_score_ci95_method", "success_rate_ci95_method", "workers"}
 
 
 @pytest.fixture
@@ -117,3 +120,21 @@ def test_committed_policy_checkpoint_loads_with_weights_only(policy):
     model, meta = load_policy(path, map_location="cpu")
     assert model.objective == POLICIES[policy][1] and meta["steps"] == recipes.get_recipe(name).train.steps
     assert (model.act_high > model.act_low).all()  # the normalisers travelled with the weights
+
+
+def test_workers_give_the_same_episodes_as_one_process():
+    pytest.importorskip("gym_pusht")
+    from ddpm_nb.policy import evaluate_checkpoint
+
+    one = evaluate_checkpoint("diffusion", episodes=3, seed=100000, max_steps=40, progress=False)
+    two = evaluate_checkpoint("diffusion", episodes=3, seed=100000, max_steps=40, workers=2, progress=False)
+    assert two["workers"] == 2 and one["workers"] == 1
+    for key in ("scores", "max_coverages", "final_coverages", "successes", "steps_to_success",
+                "episode_steps", "plans", "mean_score", "success_rate_ci95", "mean_score_ci95",
+                "checkpoint", "checkpoint_sha256", "sampler", "steps", "first", "threads"):
+        assert one[key] == two[key], key
+
+
+def test_eval_refuses_a_bad_worker_count(capsys):
+    assert main(["eval", "pusht", "--workers", "0"]) == 2
+    assert "--workers" in capsys.readouterr().err

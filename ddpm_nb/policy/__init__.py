@@ -6,6 +6,8 @@
   receding-horizon controller that executes a chunk and re-plans;
 - `train`: the losses and the fit through the book's training loop;
 - `env`: the gym-pusht environment, rollouts and the paper's evaluation protocol;
+- `evaluation`: a committed checkpoint scored by that protocol, in one process or several;
+- `stats`: intervals for a success rate (Wilson) and a mean score, paired differences;
 - `draw`: the T block, the goal, paths and rollout animations.
 """
 
@@ -14,16 +16,17 @@ from __future__ import annotations
 from .env import (
     EVAL_SEED,
     MAX_STEPS,
-    POLICIES,
     SUCCESS_COVERAGE,
     Episode,
+    EpisodeResult,
     environment_info,
     evaluate,
-    evaluate_checkpoint,
     make_env,
     merge_evaluations,
     rollout,
+    summarise,
 )
+from .evaluation import POLICIES, evaluate_checkpoint, evaluate_in_workers
 from .model import (
     OBJECTIVES,
     POLICY_KIND,
@@ -58,8 +61,9 @@ from .windows import (
 )
 
 __all__ = [
-    "EVAL_SEED", "MAX_STEPS", "POLICIES", "SUCCESS_COVERAGE", "Episode", "environment_info", "evaluate",
-    "evaluate_checkpoint", "make_env", "merge_evaluations", "rollout", "OBJECTIVES", "POLICY_KIND",
+    "EVAL_SEED", "MAX_STEPS", "POLICIES", "SUCCESS_COVERAGE", "Episode", "EpisodeResult", "environment_info",
+    "evaluate", "evaluate_checkpoint", "evaluate_in_workers", "make_env", "merge_evaluations", "rollout",
+    "summarise", "OBJECTIVES", "POLICY_KIND",
     "PolicyModel", "load_policy", "policy_config", "recipe_config", "save_policy", "DEFAULT_SAMPLER",
     "DiffusionPlanner", "Planner", "RecedingHorizonPolicy", "RegressionPlanner", "default_first",
     "make_planner", "chunk_error", "diffusion_loss", "fit_policy", "regression_loss", "train_policy",

@@ -19,17 +19,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoints import checkpoint_dir, remedy
 from ..errors import MissingPackage, UserError
 from ..files import file_sha256
 from ..progress import progress_bar
-from ..samplers import get_sampler
 from .geometry import coverage as block_coverage
-from .model import load_policy
-from .planners import RecedingHorizonPolicy, make_planner
+from .stats import normal_interval, wilson_interval
 
-__all__ = ["EVAL_SEED", "MAX_STEPS", "SUCCESS_COVERAGE", "POLICIES", "make_env", "Episode", "rollout",
-           "evaluate", "merge_evaluations", "evaluate_checkpoint", "environment_info"]
+__all__ = ["EVAL_SEED", "MAX_STEPS", "SUCCESS_COVERAGE", "make_env", "Episode", "EpisodeResult", "rollout",
+           "torch_threads", "evaluate", "summarise", "merge_evaluations", "environment_info"]
 
 EVAL_SEED = 100000  # first seed of the paper's evaluation episodes
 MAX_STEPS = 300
@@ -70,6 +67,34 @@ class Episode:
     def success(self) -> bool:
         return self.max_coverage > SUCCESS_COVERAGE
 
+    @property
+    def final_coverage(self) -> float:
+        """The coverage at the last step (what VQ-BeT reports), 0 if no step was taken."""
+        return float(self.coverage[-1]) if self.coverage.size else 0.0
+
+    @property
+    def steps_to_success(self) -> int | None:
+        """Steps taken until the coverage first exceeded 0.95; None if it never did."""
+        hit = np.flatnonzero(self.coverage > SUCCESS_COVERAGE)
+        return int(hit[0]) + 1 if hit.size else None
+
+    def result(self) -> EpisodeResult:
+        return EpisodeResult(self.seed, self.score, self.max_coverage, self.final_coverage, self.success,
+                             int(self.actions.shape[0]), self.steps_to_success)
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    """What an evaluation keeps of an episode: numbers only, cheap to send between processes."""
+
+    seed: int
+    score: float
+    max_coverage: float
+    final_coverage: float
+    success: bool
+    steps: int
+    steps_to_success: int | None
+
 
 def rollout(policy, env, seed: int, max_steps: int = MAX_STEPS) -> Episode:
     """Run `policy` (obs (5,) -> action (2,), with reset(seed)) in `env` from `env.reset(seed=seed)`.
@@ -103,7 +128,8 @@ def rollout(policy, env, seed: int, max_steps: int = MAX_STEPS) -> Episode:
 
 
 @contextmanager
-def _threads(n: int | None):
+def torch_threads(n: int | None):
+    """Run the block with torch on `n` CPU threads (None: unchanged), then restore the count."""
     before = torch.get_num_threads()
     if n is not None:
         torch.set_num_threads(n)
@@ -132,36 +158,51 @@ def evaluate(policy, episodes: int, seed: int = EVAL_SEED, max_steps: int = MAX_
     plans0, seconds0 = getattr(policy, "plans", 0), getattr(policy, "plan_seconds", 0.0)
     results = []
     try:
-        with _threads(threads):
+        with torch_threads(threads):
             machine = environment_info()  # threads as the episodes run them
             for s in progress_bar(range(seed, seed + episodes), desc="PushT episodes", disable=not progress):
-                results.append(rollout(policy, env, s, max_steps))
+                results.append(rollout(policy, env, s, max_steps).result())
     finally:
         if own_env:
             env.close()
     plans = getattr(policy, "plans", 0) - plans0
     seconds = getattr(policy, "plan_seconds", 0.0) - seconds0
     planner = getattr(policy, "planner", None)
-    digest = None if checkpoint is None else file_sha256(checkpoint)
+    return {**summarise(results, plans, seconds), "sampler": getattr(planner, "sampler", None),
+            "steps": getattr(planner, "steps", None),
+            "checkpoint": None if checkpoint is None else str(checkpoint),
+            "checkpoint_sha256": None if checkpoint is None else file_sha256(checkpoint),
+            "seed": seed, "max_steps": max_steps, "success_threshold": SUCCESS_COVERAGE,
+            "workers": 1, **machine}
+
+
+def summarise(results: list[EpisodeResult], plans: int, seconds: float) -> dict:
+    """An evaluation's numbers from its episodes (in seed order) and the planner's plan count and time.
+
+    mean_score_ci95 is the normal interval (mean ± 1.96 standard errors, `normal_interval`),
+    success_rate_ci95 Wilson's (`wilson_interval`); per-episode lists follow the seeds.
+    """
+    scores = [r.score for r in results]
+    wins = sum(r.success for r in results)
     return {
-        "episodes": episodes,
-        "mean_score": float(np.mean([r.score for r in results])),
+        "episodes": len(results),
+        "mean_score": float(np.mean(scores)),
+        "mean_score_ci95": normal_interval(scores) if len(scores) > 1 else None,
+        "mean_score_ci95_method": "normal: mean ± 1.96 standard errors",
         "mean_max_coverage": float(np.mean([r.max_coverage for r in results])),
-        "success_rate": float(np.mean([r.success for r in results])),
+        "mean_final_coverage": float(np.mean([r.final_coverage for r in results])),
+        "success_rate": wins / len(results),
+        "success_rate_ci95": wilson_interval(wins, len(results)),
+        "success_rate_ci95_method": "Wilson score interval",
         "plans_per_second": plans / seconds if plans and seconds > 0 else None,
-        "sampler": getattr(planner, "sampler", None),
-        "steps": getattr(planner, "steps", None),
-        "checkpoint": None if checkpoint is None else str(checkpoint),
-        "checkpoint_sha256": digest,
-        "scores": [r.score for r in results],
+        "scores": scores,
         "max_coverages": [r.max_coverage for r in results],
+        "final_coverages": [r.final_coverage for r in results],
         "successes": [r.success for r in results],
-        "seed": seed,
+        "steps_to_success": [r.steps_to_success for r in results],
+        "episode_steps": [r.steps for r in results],
         "plans": plans,
         "plan_seconds": seconds,
-        "max_steps": max_steps,
-        "success_threshold": SUCCESS_COVERAGE,
-        **machine,
     }
 
 
@@ -180,52 +221,12 @@ def merge_evaluations(parts: list[dict]) -> dict:
                             f"is followed by {part['seed']}.")
         if any(part[k] != first[k] for k in ("sampler", "steps", "checkpoint_sha256")):
             raise UserError("Evaluations of different planners or checkpoints cannot be merged.")
-    scores = [v for p in parts for v in p["scores"]]
-    covs = [v for p in parts for v in p["max_coverages"]]
-    succ = [v for p in parts for v in p["successes"]]
+    results = [EpisodeResult(p["seed"] + i, *(p[k][i] for k in ("scores", "max_coverages", "final_coverages",
+                                                                 "successes", "episode_steps",
+                                                                 "steps_to_success")))
+               for p in parts for i in range(p["episodes"])]
     plans, seconds = sum(p["plans"] for p in parts), sum(p["plan_seconds"] for p in parts)
-    return {**first, "episodes": len(scores), "mean_score": float(np.mean(scores)),
-            "mean_max_coverage": float(np.mean(covs)), "success_rate": float(np.mean(succ)),
-            "plans_per_second": plans / seconds if plans and seconds > 0 else None,
-            "scores": scores, "max_coverages": covs, "successes": succ, "plans": plans,
-            "plan_seconds": seconds}
-
-
-# What `ddpm-nb eval pusht --policy NAME` evaluates: NAME -> (recipe of the committed checkpoint, objective)
-POLICIES = {"diffusion": ("pusht", "diffusion"), "bc": ("pusht-bc", "regression")}
-
-
-def evaluate_checkpoint(policy: str = "diffusion", *, sampler: str | None = None, steps: int | None = None,
-                        first: int | None = None, checkpoint: str | os.PathLike | None = None,
-                        episodes: int = 50, seed: int = 100000, threads: int | None = 1,
-                        progress: bool = True) -> dict:
-    """`ddpm-nb eval pusht`: load a PushT policy checkpoint, wrap it in the receding-horizon controller
-    and score it on seeds seed .. seed + episodes - 1 (`evaluate`).
-
-    policy: "diffusion" or "bc" (the MSE baseline); checkpoint: default the committed one of its recipe
-    (checkpoints/pusht.pt, checkpoints/pusht-bc.pt). sampler, steps, first: as for `make_planner`.
-    Returns `evaluate`'s dict plus policy, first and seed.
-    """
-    if policy not in POLICIES:
-        raise UserError(f"Unknown policy {policy!r}: choose one of {', '.join(POLICIES)}.")
-    recipe, objective = POLICIES[policy]
-    if sampler is not None:
-        get_sampler(sampler)  # fail before loading anything
-    path = Path(checkpoint) if checkpoint is not None else checkpoint_dir() / f"{recipe}.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"No checkpoint at {path}: {remedy(path)}; or pass another "
-                                f"--checkpoint.")
-    with torch.random.fork_rng():  # loading draws nothing, but keep the global RNG untouched anyway
-        model, _ = load_policy(path, map_location="cpu")
-    if model.objective != objective:
-        raise UserError(f"{path} holds a {model.objective} policy, not the {policy} one: pass the right "
-                        f"--checkpoint or --policy.")
-    planner = make_planner(model, sampler, steps, first=first)
-    result = evaluate(RecedingHorizonPolicy(planner), episodes, seed=seed, checkpoint=path, threads=threads,
-                      progress=progress)
-    if checkpoint is None:  # the committed file: name it as the repository does, not by this machine's path
-        result["checkpoint"] = f"checkpoints/{path.name}"
-    return {"policy": policy, **result, "first": getattr(planner, "first", None), "seed": seed}
+    return {**first, **summarise(results, plans, seconds)}
 
 
 def _cpu() -> tuple[str, list[str]]:
