@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 # Modules reachable as nb.NAME.
 MODULES = (
     "bench", "checkpoints", "checks", "colab", "config", "data", "diffusion", "elbo", "errors", "exercises",
-    "files", "likelihood", "markov", "names", "nets", "noprop", "plot", "policy", "progress", "prose",
+    "files", "flow", "likelihood", "markov", "names", "nets", "noprop", "plot", "policy", "progress", "prose",
     "quality", "recipes", "samplers", "schedules", "sde", "source", "student", "train", "widgets",
 )
 
