@@ -312,3 +312,45 @@ def test_train_policy_smoke_and_checkpoint(tmp_path, demos, objective):
     save_policy(tmp_path / "p.pt", ema)
     back, _ = load_policy(tmp_path / "p.pt", map_location="cpu")
     assert back.objective == objective and torch.equal(back.obs_low, ema.obs_low)
+
+
+# ---------------------------------------------------------------- a flow-matching policy (issue 15)
+def test_a_flow_policy_plans_trains_and_round_trips(tmp_path, env):
+    from ddpm_nb.policy import FlowPlanner, flow_policy_loss, load_policy, make_planner, save_policy
+
+    model = tiny_policy("flow")
+    assert model.config["flow"] == {"time_scale": 100.0} and "schedule" not in model.config
+    planner = make_planner(model, steps=3)
+    assert isinstance(planner, FlowPlanner) and planner.steps == 3 and planner.sampler == "euler"
+    window = torch.tensor([[100.0, 200.0, 300.0, 300.0, 1.0]] * 2)
+    a, b = planner(window), (planner.reset(0), planner(window))[1]
+    planner.reset(0)
+    assert a.shape == (16, 2) and torch.equal(planner(window), b)  # the seed alone decides the chunk
+    # Euler in 3 steps makes 3 network calls
+    calls = []
+    net = model.net.forward
+    model.net.forward = lambda *args: calls.append(1) or net(*args)
+    planner(window)
+    model.net.forward = net
+    assert len(calls) == 3
+    # the loss is the flow-matching regression, and a gradient step lowers it on a fixed batch
+    obs, act = torch.rand(8, 2, 5) * 2 - 1, torch.rand(8, 16, 2) * 2 - 1
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    model.train()
+    before = flow_policy_loss(model, (obs, act), gen())
+    before.backward()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.grad is not None:
+                p -= 1e-3 * p.grad
+    assert flow_policy_loss(model, (obs, act), gen()) < before
+    path = tmp_path / "flow.pt"
+    save_policy(path, model.eval())
+    again, _ = load_policy(path)
+    assert again.objective == "flow" and again.config == model.config
+    # a flow policy takes no diffusion sampler
+    with pytest.raises(ValueError, match="Euler steps on its velocity"):
+        make_planner(model, "ddim", 3)
+    score = evaluate(RecedingHorizonPolicy(make_planner(model, steps=2)), 1, seed=3, max_steps=10, env=env,
+                     progress=False)
+    assert score["sampler"] == "euler" and score["steps"] == 2 and score["plans"] == 2

@@ -39,13 +39,23 @@ from .model import (
 from .planners import (
     DEFAULT_SAMPLER,
     DiffusionPlanner,
+    FlowPlanner,
     Planner,
     RecedingHorizonPolicy,
     RegressionPlanner,
     default_first,
     make_planner,
 )
-from .train import chunk_error, diffusion_loss, fit_policy, regression_loss, train_policy, validation_loss
+from .train import (
+    LOSSES,
+    chunk_error,
+    diffusion_loss,
+    fit_policy,
+    flow_policy_loss,
+    regression_loss,
+    train_policy,
+    validation_loss,
+)
 from .windows import (
     ACTION_HORIZON,
     FEATURES,
@@ -61,12 +71,12 @@ from .windows import (
 )
 
 __all__ = [
-    "EVAL_SEED", "MAX_STEPS", "POLICIES", "SUCCESS_COVERAGE", "Episode", "EpisodeResult", "environment_info",
-    "evaluate", "evaluate_checkpoint", "evaluate_in_workers", "make_env", "merge_evaluations", "rollout",
-    "summarise", "OBJECTIVES", "POLICY_KIND",
-    "PolicyModel", "load_policy", "policy_config", "recipe_config", "save_policy", "DEFAULT_SAMPLER",
-    "DiffusionPlanner", "Planner", "RecedingHorizonPolicy", "RegressionPlanner", "default_first",
-    "make_planner", "chunk_error", "diffusion_loss", "fit_policy", "regression_loss", "train_policy",
+    "EVAL_SEED", "MAX_STEPS", "POLICIES", "SUCCESS_COVERAGE", "Episode", "EpisodeResult",
+    "environment_info", "evaluate", "evaluate_checkpoint", "evaluate_in_workers", "make_env",
+    "merge_evaluations", "rollout", "summarise", "OBJECTIVES", "POLICY_KIND", "PolicyModel", "load_policy",
+    "policy_config", "recipe_config", "save_policy", "DEFAULT_SAMPLER", "DiffusionPlanner", "FlowPlanner",
+    "Planner", "RecedingHorizonPolicy", "RegressionPlanner", "default_first", "make_planner", "LOSSES",
+    "chunk_error", "diffusion_loss", "fit_policy", "flow_policy_loss", "regression_loss", "train_policy",
     "validation_loss", "ACTION_HORIZON", "FEATURES", "OBS_HORIZON", "PRED_HORIZON", "MinMax", "Windows",
     "make_windows", "prepare", "split_episodes", "state_features", "window_index",
 ]

@@ -17,7 +17,7 @@ __all__ = ["POLICY_KIND", "OBJECTIVES", "OBS_DIM", "PolicyModel", "save_policy",
            "policy_config", "recipe_config"]
 
 POLICY_KIND = "pusht-policy"
-OBJECTIVES = ("diffusion", "regression")
+OBJECTIVES = ("diffusion", "regression", "flow")
 OBS_DIM = 5  # agent x, y, block x, y, block angle: gym-pusht's obs_type="state"
 Tensor = torch.Tensor
 
@@ -25,8 +25,9 @@ Tensor = torch.Tensor
 class PolicyModel(nn.Module):
     """What is trained and saved: the network plus the normalisers (as buffers) and how to use them.
 
-    config: {"kind": "pusht-policy", "objective": "diffusion" | "regression", "features": "state" |
-    "sincos", "schedule": {"kind": "cosine", "T": 100} (diffusion only), "net": UNet1D's config}.
+    config: {"kind": "pusht-policy", "objective": "diffusion" | "regression" | "flow", "features":
+    "state" | "sincos", "schedule": {"kind": "cosine", "T": 100} (diffusion only), "flow": {"time_scale":
+    100} (flow only: the network's step input is t·time_scale, t in [0, 1]), "net": UNet1D's config}.
     Buffers obs_low/obs_high (D,) and act_low/act_high (A,) hold the min-max normalisers fitted on the
     training episodes (`set_normalizers`); they travel in the state_dict, hence in the checkpoint.
     """
@@ -39,13 +40,18 @@ class PolicyModel(nn.Module):
                             f"{OBJECTIVES}, "
                             f"features in {tuple(FEATURES)}; got {config!r}.")
         net_config = dict(config.get("net", {}))
-        net_config.update(obs_dim=FEATURES[features], time_input=objective == "diffusion")
+        net_config.update(obs_dim=FEATURES[features], time_input=objective in ("diffusion", "flow"))
         self.net = UNet1D(**net_config)
-        self.config = {**config, "net": self.net.config}
+        # each objective keeps its own settings only (a schedule means nothing to a flow policy)
+        own = {"schedule": "diffusion", "flow": "flow"}
+        self.config = {k: v for k, v in {**config, "net": self.net.config}.items()
+                       if own.get(k, objective) == objective}
         if objective == "diffusion":
             schedule = config.get("schedule", {"kind": "cosine", "T": 100})
             self.config["schedule"] = dict(schedule)
             self.beta = schedule_from(schedule)  # float64, not a parameter
+        if objective == "flow":
+            self.config["flow"] = {"time_scale": float(config.get("flow", {}).get("time_scale", 100.0))}
         d, a = FEATURES[features], self.net.action_dim
         for name, size in (("obs_low", d), ("obs_high", d), ("act_low", a), ("act_high", a)):
             self.register_buffer(name, torch.zeros(size))
@@ -76,6 +82,12 @@ class PolicyModel(nn.Module):
         """The network: x (B, T_p, A), t (B,) or None, normalised obs (B, T_o, D) -> (B, T_p, A)."""
         return self.net(x, t, obs)
 
+    def velocity(self, x: Tensor, t: Tensor, obs: Tensor) -> Tensor:
+        """A flow policy's velocity v_θ(x_t, t | o): t (B,) in [0, 1], fed to the step input scaled."""
+        if self.objective != "flow":
+            raise UserError(f"velocity() is a flow policy's; this one is a {self.objective} policy.")
+        return self.net(x, t * self.config["flow"]["time_scale"], obs)
+
 
 def save_policy(path: str | os.PathLike, model: PolicyModel, *, meta: dict | None = None) -> str:
     """Save a trained policy (pass the EMA model) with its config; atomic; returns the file's sha256."""
@@ -99,6 +111,8 @@ def policy_config(objective: str = "diffusion", *, features: str = "sincos",
               "net": {"down_dims": list(down_dims)}}
     if objective == "diffusion":
         config["schedule"] = {"kind": "cosine", "T": T}
+    if objective == "flow":
+        config["flow"] = {"time_scale": float(T)}
     return config
 
 

@@ -4,6 +4,7 @@
 - `DiffusionPlanner`: observation window -> a chunk of T_p actions by reverse diffusion, with any sampler
   of `ddpm_nb.samplers` (DDIM in a few steps, or ancestral DDPM through all T steps).
 - `RegressionPlanner`: the same backbone trained to output the chunk directly (MSE baseline).
+- `FlowPlanner`: a flow policy's chunk by Euler steps on its velocity ODE (`ddpm_nb.flow`).
 - `RecedingHorizonPolicy`: keeps the last T_o observations, plans T_p actions, executes T_a, re-plans
   (Chi et al. 2023, sec. 3.1, "closed-loop action-sequence prediction").
 """
@@ -18,12 +19,13 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from ..flow import flow_times, sample_flow
 from ..samplers import CLIPS_X0, Denoiser, get_sampler, sampler_times
 from .model import OBS_DIM, PolicyModel
 from .windows import ACTION_HORIZON, OBS_HORIZON, PRED_HORIZON
 
-__all__ = ["Planner", "DiffusionPlanner", "RegressionPlanner", "RecedingHorizonPolicy", "DEFAULT_SAMPLER",
-           "default_first", "make_planner"]
+__all__ = ["Planner", "DiffusionPlanner", "RegressionPlanner", "FlowPlanner", "RecedingHorizonPolicy",
+           "DEFAULT_SAMPLER", "default_first", "make_planner"]
 
 Tensor = torch.Tensor
 
@@ -135,6 +137,37 @@ class RegressionPlanner(Planner):
         return self.model(x, None, obs).clamp(-1.0, 1.0)
 
 
+class FlowPlanner(Planner):
+    """Observation window (T_o, 5) -> action chunk (T_p, 2) by a flow policy: 1. draw x_1 ~ N(0, I)
+    (1, T_p, A) from the planner's generator, 2. `steps` Euler steps of dx/dt = v_θ(x, t | o) from t = 1
+    to t = 0 (one network evaluation each), 3. clamp to [-1, 1] and map back to pixels."""
+
+    sampler = "euler"
+
+    def __init__(self, model: PolicyModel, steps: int | None = None, *, seed: int = 0):
+        if model.objective != "flow":
+            raise UserError(f"FlowPlanner needs a flow policy, not a {model.objective} one.")
+        self.model, self.steps, self.first = model, 10 if steps is None else steps, None
+        self.ts = flow_times(self.steps)  # one UserError for a bad step count
+        self.device = next(model.parameters()).device
+        self.generator = torch.Generator(device=self.device)
+        self.reset(seed)
+
+    def reset(self, seed: int) -> None:
+        """Re-seed the planner's generator: an episode's noise depends on its seed only."""
+        self.generator.manual_seed(int(seed))
+
+    @torch.no_grad()
+    def sample(self, obs: Tensor, x: Tensor | None = None) -> Tensor:
+        """Normalised observation windows (B, T_o, D) -> normalised action chunks (B, T_p, A) in [-1, 1]."""
+        obs = obs.to(self.device)
+        shape = (obs.shape[0], PRED_HORIZON, self.model.net.action_dim)
+        if x is None:
+            x = torch.randn(shape, generator=self.generator, device=self.device)
+        x = x.to(self.device, torch.float32)
+        return sample_flow(lambda a, t: self.model.velocity(a, t, obs), x, self.ts).clamp(-1.0, 1.0)
+
+
 class RecedingHorizonPolicy:
     """obs (5,) -> action (2,): keeps the last T_o observations, plans T_p actions, executes T_a, re-plans.
 
@@ -208,9 +241,15 @@ def default_first(sampler: str, T: int) -> int:
 
 
 def make_planner(model: PolicyModel, sampler: str | None = None, steps: int | None = None, *,
-                 first: int | None = None, seed: int = 0) -> DiffusionPlanner | RegressionPlanner:
+                 first: int | None = None, seed: int = 0) -> Planner:
     """The planner of a trained policy: a `DiffusionPlanner` (default DDIM-10 from `default_first`) for a
-    diffusion policy, a `RegressionPlanner` for the baseline (which takes no sampler, steps or first)."""
+    diffusion policy, a `FlowPlanner` (Euler, default 10 steps) for a flow policy, a `RegressionPlanner`
+    for the baseline (which takes no sampler, steps or first)."""
+    if model.objective == "flow":
+        if sampler not in (None, "euler") or first is not None:
+            raise UserError("A flow policy is sampled by Euler steps on its velocity: it takes --steps only "
+                            "(no sampler or first step).")
+        return FlowPlanner(model, steps, seed=seed)
     if model.objective == "regression":
         if sampler is not None or steps is not None or first is not None:
             raise UserError("The regression baseline predicts the chunk in one pass: it takes no sampler, "

@@ -4,8 +4,10 @@ Diffusion Policy (Chi et al. 2023, sec. 3 and eq. 5): given a window of normalis
 the demonstrated action chunk a_0 (T_p, 2) in [-1, 1], draw t ~ U{1..T} and ε ~ N(0, I), form
 a_t = sqrt(ᾱ_t) a_0 + sqrt(1 - ᾱ_t) ε and regress ε_θ(a_t, t | o) onto ε (DDPM's L_simple, Ho et al.
 2020, eq. 14), here with T = 100 steps of the cosine schedule (Nichol & Dhariwal 2021). The baseline
-uses the same UNet without a step input to regress a_0 from o directly. Both go through the book's
-one training loop (`ddpm_nb.train.train`: AdamW, warm-up + cosine lr, gradient clipping, EMA).
+uses the same UNet without a step input to regress a_0 from o directly. A flow policy (the objective of
+π0's action expert, Black et al. 2024) regresses a velocity v_θ(a_t, t | o) onto ε - a_0 along the
+straight path a_t = (1 - t) a_0 + t ε (`ddpm_nb.flow`). All go through the book's one training loop
+(`ddpm_nb.train.train`: AdamW, warm-up + cosine lr, gradient clipping, EMA).
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ import torch.nn.functional as F
 
 from ..data.pusht import PushTData
 from ..elbo import l_simple
+from ..flow import flow_loss
 from ..train import TrainConfig, TrainResult, train
 from .model import PolicyModel
-from .planners import DiffusionPlanner, RegressionPlanner
+from .planners import DiffusionPlanner, FlowPlanner, RegressionPlanner
 from .windows import Windows, prepare
 
-__all__ = ["diffusion_loss", "regression_loss", "validation_loss", "chunk_error", "fit_policy",
-           "train_policy"]
+__all__ = ["diffusion_loss", "regression_loss", "flow_policy_loss", "LOSSES", "validation_loss",
+           "chunk_error", "fit_policy", "train_policy"]
 
 Tensor = torch.Tensor
 
@@ -42,13 +45,24 @@ def regression_loss(model: PolicyModel, batch: tuple[Tensor, Tensor], generator:
     return F.mse_loss(model(torch.zeros_like(a0), None, obs), a0)
 
 
+def flow_policy_loss(model: PolicyModel, batch: tuple[Tensor, Tensor], generator: torch.Generator) -> Tensor:
+    """Conditional flow matching for action chunks: E_{t, ε} ‖v_θ(a_t, t | o) - (ε - a_0)‖², t ~ U(0, 1)
+    (Lipman et al. 2023; `ddpm_nb.flow.flow_loss`). batch: (obs (B, T_o, D), actions (B, T_p, A))."""
+    obs, a0 = batch
+    return flow_loss(lambda at, t: model.velocity(at, t, obs), a0, generator=generator)
+
+
+# The loss each objective trains with.
+LOSSES = {"diffusion": diffusion_loss, "regression": regression_loss, "flow": flow_policy_loss}
+
+
 @torch.no_grad()
 def validation_loss(model: PolicyModel, obs: Tensor, act: Tensor, *, seed: int = 0,
                     batch: int = 1024) -> float:
     """The training loss on held-out windows, with fixed draws (same seed: comparable across runs)."""
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
-    loss_fn = diffusion_loss if model.objective == "diffusion" else regression_loss
+    loss_fn = LOSSES[model.objective]
     was_training = model.training
     model.eval()
     total = 0.0
@@ -73,6 +87,8 @@ def chunk_error(model: PolicyModel, obs: Tensor, act: Tensor, *, sampler: str = 
     if model.objective == "diffusion":
         k = steps if sampler != "ddpm" else None
         pred = DiffusionPlanner(model, sampler, k, seed=seed, first=first).sample(obs)
+    elif model.objective == "flow":
+        pred = FlowPlanner(model, steps, seed=seed).sample(obs)
     else:
         pred = RegressionPlanner(model).sample(obs)
     first = obs.shape[1] - 1
@@ -93,7 +109,7 @@ def fit_policy(model: PolicyModel, data: PushTData, cfg: TrainConfig, *,
     """
     windows = prepare(data, model.config.get("features", "sincos")) if windows is None else windows
     model.set_normalizers(windows.obs_norm, windows.act_norm)
-    loss_fn = diffusion_loss if model.objective == "diffusion" else regression_loss
+    loss_fn = LOSSES[model.objective]
     result = train(model, loss_fn, (windows.train_obs, windows.train_act), cfg, device=device,
                    state_path=state_path, desc=desc or f"PushT {model.objective}", callback=callback,
                    progress=progress)
