@@ -354,3 +354,19 @@ def test_a_flow_policy_plans_trains_and_round_trips(tmp_path, env):
     score = evaluate(RecedingHorizonPolicy(make_planner(model, steps=2)), 1, seed=3, max_steps=10, env=env,
                      progress=False)
     assert score["sampler"] == "euler" and score["steps"] == 2 and score["plans"] == 2
+
+
+def test_keypoint_features_reproduce_the_recorded_keypoints():
+    if not REAL.is_dir():
+        pytest.skip("the shared PushT store is not here")
+    from ddpm_nb.policy import state_features
+
+    data = read_store(REAL)
+    feats = state_features(data.state.double(), "keypoints")
+    assert feats.shape == (data.state.shape[0], 20)
+    assert torch.equal(feats[:, :2], data.state[:, :2].double())  # the agent comes first
+    err = (feats[:, 2:].reshape(-1, 9, 2) - data.keypoint.double()).norm(dim=-1)
+    assert float(err.max()) < 2.5 and float(err.mean()) < 1.0, (float(err.max()), float(err.mean()))
+    # a wrong rotation sense would miss by tens of pixels
+    flipped = state_features(data.state.double() * torch.tensor([1, 1, 1, 1, -1.0]), "keypoints")
+    assert float((flipped[:, 2:].reshape(-1, 9, 2) - data.keypoint.double()).norm(dim=-1).mean()) > 10

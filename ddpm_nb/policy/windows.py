@@ -14,6 +14,7 @@ import torch
 
 from ..data.pusht import PushTData
 from ..errors import UserError
+from .geometry import KEYPOINTS
 
 Tensor = torch.Tensor
 
@@ -21,7 +22,7 @@ __all__ = ["OBS_HORIZON", "PRED_HORIZON", "ACTION_HORIZON", "VAL_EVERY", "FEATUR
            "window_index", "make_windows", "state_features", "MinMax", "Windows", "prepare"]
 
 OBS_HORIZON, PRED_HORIZON, ACTION_HORIZON = 2, 16, 8  # T_o, T_p, T_a of Chi et al. 2023 (PushT, state)
-FEATURES = {"state": 5, "sincos": 6}  # observation features -> their width (see state_features)
+FEATURES = {"state": 5, "sincos": 6, "keypoints": 20}  # observation features -> width (state_features)
 VAL_EVERY = 10  # episode i is held out for validation when i % VAL_EVERY == VAL_EVERY - 1
 
 
@@ -72,8 +73,10 @@ def make_windows(obs: torch.Tensor, action: torch.Tensor, index: torch.Tensor,
 
 
 def state_features(state: torch.Tensor, kind: str = "state") -> torch.Tensor:
-    """What the network sees of a state (..., 5): 'state' as is (..., 5), or 'sincos' (..., 6) =
-    agent x, y, block x, y, sin θ, cos θ, which has no jump where the angle wraps from 2π to 0."""
+    """What the network sees of a state (..., 5): 'state' as is (..., 5); 'sincos' (..., 6) = agent x, y,
+    block x, y, sin θ, cos θ, which has no jump where the angle wraps from 2π to 0; 'keypoints' (..., 20)
+    = agent x, y and the block's 9 keypoints (x, y) in pixels (`geometry.KEYPOINTS` placed by the pose),
+    the observation of Diffusion Policy's keypoint PushT: every coordinate moves smoothly with the pose."""
     if kind not in FEATURES:
         raise UserError(f"Unknown observation features {kind!r}: choose one of {', '.join(FEATURES)}.")
     if state.shape[-1:] != (5,):
@@ -81,6 +84,12 @@ def state_features(state: torch.Tensor, kind: str = "state") -> torch.Tensor:
                         f"{tuple(state.shape)}.")
     if kind == "state":
         return state
+    if kind == "keypoints":
+        local = torch.as_tensor(KEYPOINTS, dtype=state.dtype, device=state.device)  # (9, 2)
+        c, s = state[..., 4:5].cos(), state[..., 4:5].sin()  # (..., 1): world = pose + R(θ) local
+        x = state[..., 2:3] + c * local[:, 0] - s * local[:, 1]
+        y = state[..., 3:4] + s * local[:, 0] + c * local[:, 1]
+        return torch.cat([state[..., :2], torch.stack([x, y], dim=-1).flatten(-2)], dim=-1)
     return torch.cat([state[..., :4], state[..., 4:].sin(), state[..., 4:].cos()], dim=-1)
 
 
