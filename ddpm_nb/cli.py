@@ -166,15 +166,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 # bench NAME -> the keyword arguments of its function, from the parsed arguments
+def _seed(args: argparse.Namespace, default: int = 12345) -> int:
+    """The bench's --seed, or its own default (the PushT sweep starts at the protocol's seed 100000)."""
+    return default if args.seed is None else args.seed
+
+
 _BENCH_ARGS = {
-    "elbo": lambda a: {"checkpoint": a.checkpoint, "points": a.points, "sigma2": a.sigma2, "seed": a.seed},
+    "elbo": lambda a: {"checkpoint": a.checkpoint, "points": a.points, "sigma2": a.sigma2, "seed": _seed(a)},
     "images": lambda a: {"checkpoint": a.checkpoint, "samples": a.samples or 1000, "sampler": a.sampler,
-                         "steps": a.steps, "seed": a.seed},
+                         "steps": a.steps, "seed": _seed(a)},
     "samplers": lambda a: {"checkpoint": a.checkpoint, "samplers": a.samplers, "nfe": a.nfe,
                            "samples": a.samples or 10000, "seeds": a.seeds, "floor_pairs": a.floor_pairs,
-                           "points": a.points, "rtol": a.rtol, "seed": a.seed},
+                           "points": a.points, "rtol": a.rtol, "seed": _seed(a)},
     "noprop": lambda a: {"checkpoint": a.checkpoint, "dataset": a.dataset, "batch_size": a.batch_size,
-                         "seed": a.seed},
+                         "seed": _seed(a)},
+    "pusht-samplers": lambda a: {"checkpoint": a.checkpoint, "flow_checkpoint": a.flow_checkpoint,
+                                 "episodes": a.episodes or 100, "seed": _seed(a, 100000),
+                                 "workers": a.workers, "out": a.json},
 }
 
 
@@ -257,10 +265,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pairs of data draws for the data-vs-data floor and its spread (samplers)")
     p.add_argument("--rtol", type=_positive_float, default=1e-6,
                    help="ODE solver tolerance for the NLL (samplers)")
-    p.add_argument("--seed", type=_whole(0, "--seed"), default=12345)
+    p.add_argument("--seed", type=_whole(0, "--seed"),
+                   help="random seed (default 12345; pusht-samplers: the first episode seed, 100000)")
     p.add_argument("--dataset", default="fashion-mnist", choices=("fashion-mnist",), help="data set (noprop)")
     p.add_argument("--batch-size", type=_whole(2, "--batch-size"), default=128,
                    help="training batch for the step timings (noprop)")
+    p.add_argument("--episodes", type=_whole(1, "--episodes"), help="episodes a row (pusht-samplers: 100)")
+    p.add_argument("--workers", type=_whole(1, "--workers"), default=1,
+                   help="processes the episodes are spread over (pusht-samplers)")
+    p.add_argument("--flow-checkpoint", help="flow policy checkpoint (pusht-samplers; default "
+                                             "checkpoints/pusht-flow.pt where it exists)")
     p.set_defaults(run=_cmd_bench)
 
     p = sub.add_parser("eval", help="score a trained policy in its environment and write it as JSON",

@@ -9,7 +9,7 @@ __all__ = ["SAMPLERS", "RECIPES", "BENCHMARKS", "POLICIES", "DEVICES", "EVALUATI
 SAMPLERS = ("ddpm", "ddim", "euler_maruyama", "euler", "heun", "dpm_solver", "rk45")  # ddpm_nb.samplers
 RECIPES = ("ddpm-2d", "ddpm-images", "fashion-classifier", "noprop", "noprop-backprop", "pusht",
            "pusht-bc")  # ddpm_nb.recipes.RECIPES
-BENCHMARKS = ("elbo", "images", "samplers", "noprop")  # ddpm_nb.bench.BENCHMARKS
+BENCHMARKS = ("elbo", "images", "samplers", "noprop", "pusht-samplers")  # ddpm_nb.bench.BENCHMARKS
 POLICIES = ("diffusion", "bc")  # ddpm_nb.policy.evaluation.POLICIES
 EVALUATIONS = ("pusht",)
 DEVICES = ("cuda", "mps", "cpu")

@@ -26,7 +26,7 @@ from .env import (
     rollout,
     summarise,
 )
-from .evaluation import POLICIES, evaluate_checkpoint, evaluate_in_workers
+from .evaluation import POLICIES, evaluate_checkpoint, evaluate_file, evaluate_in_workers, load_planner
 from .model import (
     OBJECTIVES,
     POLICY_KIND,
@@ -72,11 +72,12 @@ from .windows import (
 
 __all__ = [
     "EVAL_SEED", "MAX_STEPS", "POLICIES", "SUCCESS_COVERAGE", "Episode", "EpisodeResult",
-    "environment_info", "evaluate", "evaluate_checkpoint", "evaluate_in_workers", "make_env",
-    "merge_evaluations", "rollout", "summarise", "OBJECTIVES", "POLICY_KIND", "PolicyModel", "load_policy",
-    "policy_config", "recipe_config", "save_policy", "DEFAULT_SAMPLER", "DiffusionPlanner", "FlowPlanner",
-    "Planner", "RecedingHorizonPolicy", "RegressionPlanner", "default_first", "make_planner", "LOSSES",
-    "chunk_error", "diffusion_loss", "fit_policy", "flow_policy_loss", "regression_loss", "train_policy",
-    "validation_loss", "ACTION_HORIZON", "FEATURES", "OBS_HORIZON", "PRED_HORIZON", "MinMax", "Windows",
-    "make_windows", "prepare", "split_episodes", "state_features", "window_index",
+    "environment_info", "evaluate", "evaluate_checkpoint", "evaluate_in_workers", "evaluate_file",
+    "load_planner", "make_env", "merge_evaluations", "rollout", "summarise", "OBJECTIVES", "POLICY_KIND",
+    "PolicyModel", "load_policy", "policy_config", "recipe_config", "save_policy", "DEFAULT_SAMPLER",
+    "DiffusionPlanner", "FlowPlanner", "Planner", "RecedingHorizonPolicy", "RegressionPlanner",
+    "default_first", "make_planner", "LOSSES", "chunk_error", "diffusion_loss", "fit_policy",
+    "flow_policy_loss", "regression_loss", "train_policy", "validation_loss", "ACTION_HORIZON", "FEATURES",
+    "OBS_HORIZON", "PRED_HORIZON", "MinMax", "Windows", "make_windows", "prepare", "split_episodes",
+    "state_features", "window_index",
 ]

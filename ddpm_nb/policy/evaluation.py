@@ -34,13 +34,15 @@ from .env import (
 from .model import load_policy
 from .planners import RecedingHorizonPolicy, make_planner
 
-__all__ = ["POLICIES", "evaluate_checkpoint", "evaluate_in_workers"]
+__all__ = ["POLICIES", "evaluate_checkpoint", "evaluate_file", "evaluate_in_workers", "load_planner"]
 
 # What `ddpm-nb eval pusht --policy NAME` evaluates: NAME -> (recipe of the committed checkpoint, objective)
 POLICIES = {"diffusion": ("pusht", "diffusion"), "bc": ("pusht-bc", "regression")}
 
 
-def _load(path: Path, objective: str, policy: str, sampler, steps, first):
+def load_planner(path: Path, objective: str, policy: str, sampler=None, steps=None, first=None):
+    """The planner (`make_planner`) of the policy checkpoint at `path`, which must hold an `objective`
+    policy (else one UserError naming `policy`)."""
     with torch.random.fork_rng():  # loading draws nothing, but keep the global RNG untouched anyway
         model, _ = load_policy(path, map_location="cpu")
     if model.objective != objective:
@@ -62,8 +64,6 @@ def evaluate_checkpoint(policy: str = "diffusion", *, sampler: str | None = None
     """
     if policy not in POLICIES:
         raise UserError(f"Unknown policy {policy!r}: choose one of {', '.join(POLICIES)}.")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise UserError(f"workers must be a positive integer, got {workers!r}.")
     recipe, objective = POLICIES[policy]
     if sampler is not None:
         get_sampler(sampler)  # fail before loading anything
@@ -71,18 +71,31 @@ def evaluate_checkpoint(policy: str = "diffusion", *, sampler: str | None = None
     if not path.is_file():
         raise FileNotFoundError(f"No checkpoint at {path}: {remedy(path)}; or pass another "
                                 f"--checkpoint.")
-    planner = _load(path, objective, policy, sampler, steps, first)
+    result = evaluate_file(path, objective, policy, sampler=sampler, steps=steps, first=first,
+                           episodes=episodes, seed=seed, threads=threads, workers=workers,
+                           max_steps=max_steps, progress=progress)
+    if checkpoint is None:  # the committed file: name it as the repository does, not by this machine's path
+        result["checkpoint"] = f"checkpoints/{path.name}"
+    return result
+
+
+def evaluate_file(path: Path, objective: str, policy: str, *, sampler: str | None = None,
+                  steps: int | None = None, first: int | None = None, episodes: int = 50, seed: int = 100000,
+                  threads: int | None = 1, workers: int = 1, max_steps: int = MAX_STEPS,
+                  progress: bool = True) -> dict:
+    """Score the policy checkpoint at `path` (which must hold an `objective` policy; `policy` names it in
+    the result and in messages): `evaluate` in one process, `evaluate_in_workers` in several."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise UserError(f"workers must be a positive integer, got {workers!r}.")
+    planner = load_planner(path, objective, policy, sampler, steps, first)
     if workers == 1:
         result = evaluate(RecedingHorizonPolicy(planner), episodes, seed=seed, max_steps=max_steps,
                           checkpoint=path, threads=threads, progress=progress)
     else:
         result = evaluate_in_workers((path, objective, policy, sampler, steps, first), episodes, seed=seed,
                                      workers=workers, threads=threads, max_steps=max_steps, progress=progress)
-        result |= {"sampler": planner.sampler if hasattr(planner, "sampler") else None,
-                   "steps": getattr(planner, "steps", None), "checkpoint": str(path),
-                   "checkpoint_sha256": file_sha256(path)}
-    if checkpoint is None:  # the committed file: name it as the repository does, not by this machine's path
-        result["checkpoint"] = f"checkpoints/{path.name}"
+        result |= {"sampler": getattr(planner, "sampler", None), "steps": getattr(planner, "steps", None),
+                   "checkpoint": str(path), "checkpoint_sha256": file_sha256(path)}
     return {"policy": policy, **result, "first": getattr(planner, "first", None), "seed": seed}
 
 
@@ -93,7 +106,8 @@ _WORKER: dict = {}
 def _start_worker(load_args: tuple, threads: int | None, max_steps: int) -> None:
     if threads is not None:
         torch.set_num_threads(threads)
-    _WORKER.update(policy=RecedingHorizonPolicy(_load(*load_args)), env=make_env(), max_steps=max_steps)
+    _WORKER.update(policy=RecedingHorizonPolicy(load_planner(*load_args)), env=make_env(),
+                   max_steps=max_steps)
 
 
 def _run_episode(seed: int) -> tuple[EpisodeResult, int, float]:
