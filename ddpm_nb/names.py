@@ -6,7 +6,8 @@ torch; a test checks that each tuple equals the keys of the registry it names.
 
 __all__ = ["SAMPLERS", "RECIPES", "BENCHMARKS", "POLICIES", "DEVICES", "EVALUATIONS"]
 
-SAMPLERS = ("ddpm", "ddim", "euler_maruyama", "euler", "heun", "dpm_solver", "rk45")  # ddpm_nb.samplers
+# ddpm_nb.samplers.SAMPLERS
+SAMPLERS = ("ddpm", "ddim", "euler_maruyama", "euler", "heun", "dpm_solver", "unipc", "rk45")
 RECIPES = ("ddpm-2d", "ddpm-images", "fashion-classifier", "noprop", "noprop-backprop", "pusht",
            "pusht-bc")  # ddpm_nb.recipes.RECIPES
 BENCHMARKS = ("elbo", "images", "samplers", "noprop", "pusht-samplers")  # ddpm_nb.bench.BENCHMARKS

@@ -79,7 +79,8 @@ def test_ddim_step_is_an_euler_step_of_the_ode_up_to_second_order(model):
 
 
 @pytest.mark.parametrize("name,steps,spacing", [("euler", 100, "time"), ("heun", 40, "time"),
-                                                ("dpm_solver", 20, "lambda"), ("rk45", 1, "time"),
+                                                ("dpm_solver", 20, "lambda"), ("unipc", 20, "lambda"),
+                                                ("rk45", 1, "time"),
                                                 ("euler_maruyama", 300, "time")])
 def test_samplers_reproduce_gaussian_data(model, name, steps, spacing):
     g = torch.Generator().manual_seed(1)
@@ -106,6 +107,26 @@ def test_orders_of_convergence(model):
     d = [_error(model, "dpm_solver", k, "lambda", x, ref) for k in (20, 40)]
     assert d[0] / d[1] > 3.0, d
     assert d[1] < h[1] and h[1] < e[1]
+    # UniPC-2: a second-order predictor and its corrector, third order at the same cost as DPM-Solver++
+    u = [_error(model, "unipc", k, "lambda", x, ref) for k in (10, 20, 40)]
+    assert u[0] / u[1] > 5.0 and u[1] / u[2] > 5.0, u
+    assert u[2] < d[1], (u, d)
+
+
+def test_unipc_coefficients_solve_the_order_conditions():
+    from ddpm_nb.samplers import unipc_coefficients
+    from ddpm_nb.samplers.unipc import _phis
+
+    h, rs = 0.7, [-0.8, -1.9, 1.0]
+    a = unipc_coefficients(rs, h)
+    phi = _phis(h, 4)
+    for n in (1, 2, 3):
+        lhs = sum(ak * r ** (n - 1) for ak, r in zip(a, rs, strict=True))
+        assert lhs == pytest.approx(math.factorial(n) * h * phi[n] / math.expm1(h), rel=1e-12)
+    # φ_2(-h) by its integral definition ∫_0^1 e^{-(1-θ)h} θ dθ
+    theta = torch.linspace(0, 1, 200001, dtype=torch.float64)
+    integral = torch.trapezoid(torch.exp(-(1 - theta) * h) * theta, theta)
+    assert phi[1] == pytest.approx(float(integral), rel=1e-9)
 
 
 def test_ddim_is_deterministic_and_agrees_with_the_ode(model):

@@ -91,7 +91,7 @@ def test_bad_input():
         sample_ddpm(EXACT, x, [200, 100, 1])
     with pytest.raises(ValueError, match="Denoiser"):
         sample_ddim(lambda x, t: x, x, [2, 1])
-    with pytest.raises(ValueError, match="ddpm, ddim, euler_maruyama, euler, heun, dpm_solver, rk45"):
+    with pytest.raises(ValueError, match="ddpm, ddim, euler_maruyama, euler, heun, dpm_solver, unipc, rk45"):
         get_sampler("lms")
 
 

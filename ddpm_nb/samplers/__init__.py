@@ -4,8 +4,8 @@
 `x` is the starting noise x_T (B, ...); `ts` the decreasing times to visit, from ts[0] down to
 ts[-1] > 0, after which the sampler lands on x_0. `callback(i, t, x, x0_hat)` sees every step
 (the book draws trajectories with it). `ddpm` and `ddim` visit integer steps (`discrete`); the
-continuous-time solvers (`euler_maruyama`, `euler`, `heun`, `dpm_solver`, `rk45`: `continuous`)
-accept real times. Every grid is made in `grids`.
+continuous-time solvers (`euler_maruyama`, `euler`, `heun`, `dpm_solver`, `rk45`: `continuous`;
+`unipc`: `unipc`) accept real times. Every grid is made in `grids`.
 """
 
 from __future__ import annotations
@@ -31,16 +31,18 @@ from .grids import (
     steps_for_nfe,
     timesteps,
 )
+from .unipc import sample_unipc, unipc_coefficients
 
 __all__ = [
     "Denoiser", "SAMPLERS", "SAMPLER_NAMES", "timesteps", "continuous_timesteps", "sampler_times",
     "steps_for_nfe", "nfe_of", "CLIPS_X0", "GRIDS_2D", "sample_ddpm", "sample_ddim", "ddim_encode",
     "sample_euler_maruyama", "sample_euler", "sample_heun", "sample_dpm_solver", "sample_rk45", "denoise_at",
-    "get_sampler",
+    "sample_unipc", "unipc_coefficients", "get_sampler",
 ]
 
 SAMPLERS = {"ddpm": sample_ddpm, "ddim": sample_ddim, "euler_maruyama": sample_euler_maruyama,
-            "euler": sample_euler, "heun": sample_heun, "dpm_solver": sample_dpm_solver, "rk45": sample_rk45}
+            "euler": sample_euler, "heun": sample_heun, "dpm_solver": sample_dpm_solver,
+            "unipc": sample_unipc, "rk45": sample_rk45}
 
 
 def get_sampler(name: str):

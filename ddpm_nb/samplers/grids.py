@@ -27,7 +27,8 @@ CLIPS_X0 = ("ddpm", "ddim")
 # bench's reporting seeds 1000+) for the v-prediction model: sliced W1 at 10 / 20 NFE 0.0225 / 0.0205
 # with t_min 5 and a first stop at λ = -1.5, against 0.0283 / 0.0220 with t_min 1 and even λ spacing.
 GRIDS_2D = {"euler_maruyama": {"t_min": 1.0}, "euler": {"t_min": 1.0}, "heun": {"t_min": 1.0},
-            "rk45": {"t_min": 1.0}, "dpm_solver": {"t_min": 5.0, "first_lambda": -1.5}}
+            "rk45": {"t_min": 1.0}, "dpm_solver": {"t_min": 5.0, "first_lambda": -1.5},
+            "unipc": {"t_min": 5.0, "first_lambda": -1.5}}  # UniPC: DPM-Solver's grid, not tuned apart
 
 
 def timesteps(T: int, n: int, *, first: int | None = None) -> list[int]:
@@ -82,7 +83,7 @@ def sampler_times(name: str, model: Denoiser, steps: int | None, *, t_min: float
     """The time grid of sampler `name` with `steps` steps on `model` (from its last step model.T).
 
     ddpm: every step T..1 (steps ignored); ddim: the DDIM grid; rk45: just [T, t_min] (adaptive);
-    dpm_solver: even in λ (with an optional first jump to `first_lambda`); the others: even in t.
+    dpm_solver, unipc: even in λ (with an optional first jump to `first_lambda`); the others: even in t.
     """
     if name == "ddpm":
         return list(range(model.T, 0, -1))
@@ -90,9 +91,9 @@ def sampler_times(name: str, model: Denoiser, steps: int | None, *, t_min: float
         return timesteps(model.T, steps)
     if name == "rk45":
         return [float(model.T), float(t_min)]
-    if name not in ("euler_maruyama", "euler", "heun", "dpm_solver"):
+    if name not in ("euler_maruyama", "euler", "heun", "dpm_solver", "unipc"):
         raise UserError(f"No time grid for sampler {name!r}.")
-    spacing = "lambda" if name == "dpm_solver" else "time"
+    spacing = "lambda" if name in ("dpm_solver", "unipc") else "time"
     extra = {"first_lambda": first_lambda} if first_lambda is not None else {}
     return continuous_timesteps(model, steps, t_min=t_min, spacing=spacing, **extra)
 
@@ -100,7 +101,7 @@ def sampler_times(name: str, model: Denoiser, steps: int | None, *, t_min: float
 def steps_for_nfe(name: str, nfe: int) -> int | None:
     """Solver steps that spend at most `nfe` network evaluations (None when none fits).
 
-    ddim: one per step. euler, euler_maruyama, dpm_solver: one per step plus the final denoising
+    ddim: one per step. euler, euler_maruyama, dpm_solver, unipc: one per step plus the final denoising
     evaluation. heun: two per step plus the final one (an even budget leaves one unused; benches
     report the evaluations actually counted). ddpm: every step (one per step).
     """
@@ -108,7 +109,7 @@ def steps_for_nfe(name: str, nfe: int) -> int | None:
         raise UserError(f"NFE must be a whole number, at least 1, got {nfe!r}.")
     if name in ("ddim", "ddpm"):
         return nfe
-    if name in ("euler", "euler_maruyama", "dpm_solver"):
+    if name in ("euler", "euler_maruyama", "dpm_solver", "unipc"):
         return nfe - 1 if nfe >= 2 else None
     if name == "heun":
         return (nfe - 1) // 2 if nfe >= 3 else None
@@ -119,7 +120,7 @@ def nfe_of(name: str, steps: int) -> int:
     """Network evaluations a fixed-step sampler spends in `steps` steps (the inverse of `steps_for_nfe`)."""
     if name in ("ddim", "ddpm"):
         return steps
-    if name in ("euler", "euler_maruyama", "dpm_solver"):
+    if name in ("euler", "euler_maruyama", "dpm_solver", "unipc"):
         return steps + 1
     if name == "heun":
         return 2 * steps + 1
