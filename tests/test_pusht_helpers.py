@@ -76,7 +76,7 @@ def test_animate_episodes_makes_one_offline_html_animation():
     html = plots_pusht.animate_episodes([a, b], ["long", "short"], every=3,
                                         coverages=[np.linspace(0, 1, 9), np.linspace(0, 1, 3)]).data
     assert "<script" in html and "https://" not in html and "<i class=" not in html  # offline, no icon font
-    assert "▶" in html and "⏸" in html
+    assert "▶" in html and "‖" in html
     assert html.count("data:image/jpeg;base64") == 4  # steps 0, 3, 6 and the last one, 9
     png = plots_pusht.animate_episodes([b], ["short"], every=2, frame_format="png").data
     assert png.count("data:image/png;base64") == 3  # steps 0, 2 and the last one, 3
@@ -88,6 +88,32 @@ def test_animate_episodes_makes_one_offline_html_animation():
         plots_pusht.animate_episodes([a], ["x"], every=0)
     with pytest.raises(ValueError, match="frame_format must be 'jpeg' or 'png'"):
         plots_pusht.animate_episodes([a], ["x"], frame_format="gif")
+
+
+def test_animation_buttons_are_visible_text_in_a_font_matplotlib_ships():
+    """Every control of the player is a non-empty button whose text DejaVu Sans can draw: no Font
+    Awesome icon (blank without its stylesheet) and no glyph the fallback fonts lack (an empty box)."""
+    import re
+
+    from matplotlib import font_manager, ft2font
+
+    a = np.tile(np.array([100.0, 100.0, 256.0, 256.0, 0.0]), (3, 1))
+    html = plots_pusht.animate_episodes([a], ["x"]).data
+    assert "fa fa-" not in html and "font-awesome" not in html
+    buttons = re.findall(r'<button title="([^"]+)"[^>]*>(.*?)</button>', html, re.S)
+    titles = [t for t, _ in buttons]
+    assert {"Play", "Pause", "First frame", "Last frame", "Next frame", "Previous frame"} <= set(titles)
+    texts = {t: text.strip() for t, text in buttons}
+    assert all(texts.values()), f"empty buttons: {[t for t, v in texts.items() if not v]}"
+    assert len(set(texts.values())) == len(texts)  # each control can be told apart
+    font = ft2font.FT2Font(font_manager.findfont("DejaVu Sans", fallback_to_default=False))
+    charmap = font.get_charmap()
+    missing = {t: v for t, v in texts.items() if any(ord(ch) not in charmap for ch in v)}
+    assert not missing, f"glyphs DejaVu Sans cannot draw (empty boxes on the page): {missing}"
+    assert set("".join(texts.values())) <= plots_pusht.BUTTON_GLYPHS
+    assert 'font-family: "DejaVu Sans"' in html
+    with pytest.raises(ValueError, match="icons offline_buttons does not know"):
+        plots_pusht.offline_buttons('<button><i class="fa fa-rocket"></i></button>')
 
 
 # ---------------------------------------------------------------- a planner started from given noise

@@ -20,7 +20,7 @@ from ..plot import PALETTE
 from .geometry import AGENT_RADIUS, GOAL_POSE, WORKSPACE, coverage, tee_polygons
 
 __all__ = ["GOAL_POSE", "AGENT_RADIUS", "WORKSPACE", "COLORS", "tee_polygons", "coverage", "draw_scene",
-           "workspace_axes", "animate_episodes", "offline_buttons"]
+           "workspace_axes", "animate_episodes", "offline_buttons", "BUTTON_GLYPHS"]
 
 COLORS = {"goal": "#b8e6b8", "block": "#778899", "agent": "#4169e1", "path": PALETTE[1]}
 
@@ -59,14 +59,16 @@ def draw_scene(ax, state: Sequence[float] | np.ndarray | None = None, *, goal: b
 
 
 def animate_episodes(observations: Sequence[np.ndarray], titles: Sequence[str], *, every: int = 4,
-                     coverages: Sequence[np.ndarray] | None = None, panel: float = 3.2, dpi: int = 72,
+                     coverages: Sequence[np.ndarray] | None = None, width: float = 7.0, dpi: int = 100,
                      interval: int = 120, frame_format: str = "jpeg"):
     """Side-by-side rollouts as one HTML animation (matplotlib's to_jshtml, works offline).
 
     observations: one (n_i + 1, 5) array per episode (agent x, y, block x, y, θ at each step); every:
     draw every `every`-th step (the last step is always drawn; a finished episode stays on its last
-    frame); coverages: optional (n_i,) per episode, shown in the panel's title; frame_format: "jpeg"
-    (about half the bytes of "png" for these drawings) or "png". Returns IPython HTML.
+    frame); coverages: optional (n_i,) per episode, shown in the panel's title; width: of the whole
+    animation in inches (the panels share it, at most 3.2 inches each; at `dpi` 100 the frames are as
+    wide as a static figure of the book and their 12-pt titles as large as its text); frame_format:
+    "jpeg" (about half the bytes of "png" for these drawings) or "png". Returns IPython HTML.
     """
     from IPython.display import HTML
     from matplotlib import animation
@@ -82,7 +84,8 @@ def animate_episodes(observations: Sequence[np.ndarray], titles: Sequence[str], 
         raise UserError(f"frame_format must be 'jpeg' or 'png', got {frame_format!r}.")
     longest = max(len(o) for o in obs)
     frames = sorted(set(range(0, longest, every)) | {longest - 1})
-    fig, axes = plt.subplots(1, len(obs), figsize=(panel * len(obs), panel + 0.35), dpi=dpi, squeeze=False)
+    panel = min(3.2, width / len(obs))
+    fig, axes = plt.subplots(1, len(obs), figsize=(panel * len(obs), panel + 0.6), dpi=dpi, squeeze=False)
     axes = axes[0]
 
     def draw(k: int):
@@ -94,8 +97,8 @@ def animate_episodes(observations: Sequence[np.ndarray], titles: Sequence[str], 
             draw_scene(ax, o[step])
             cov = ""
             if coverages is not None and step > 0:
-                cov = f", coverage {np.asarray(coverages[i])[step - 1]:.2f}"
-            ax.set_title(f"{name}\nstep {step}{cov}", fontsize=8)
+                cov = f": {np.asarray(coverages[i])[step - 1]:.0%} covered"
+            ax.set_title(f"{name}\nstep {step}{cov}", fontsize=12)
         return []
 
     draw(0)
@@ -108,16 +111,28 @@ def animate_episodes(observations: Sequence[np.ndarray], titles: Sequence[str], 
     return HTML(offline_buttons(html))
 
 
-# matplotlib's player draws its buttons with Font Awesome icons from a CDN: offline they are blank.
-_ICONS = {"fa fa-minus": "−", "fa fa-fast-backward": "⏮", "fa fa-step-backward": "◁",
-          "fa fa-play fa-flip-horizontal": "◀", "fa fa-pause": "⏸", "fa fa-play": "▶",
-          "fa fa-step-forward": "▷", "fa fa-fast-forward": "⏭", "fa fa-plus": "+"}
+# matplotlib's player draws its buttons with Font Awesome 4 icons (`<i class="fa fa-play">`) from a CDN,
+# which neither an offline page nor the book's theme provides: the buttons come out as empty boxes. Each
+# icon becomes text in glyphs that DejaVu Sans has (the font matplotlib ships and most Linux browsers
+# fall back to); the media-control symbols U+23EE-23F8 (⏮ ⏸ ⏭) are missing from it and from Liberation
+# Sans, and render as empty boxes too.
+_ICONS = {"fa fa-minus": "−", "fa fa-fast-backward": "|◀", "fa fa-step-backward": "◁|",
+          "fa fa-play fa-flip-horizontal": "◀", "fa fa-pause": "‖", "fa fa-play": "▶",
+          "fa fa-step-forward": "|▷", "fa fa-fast-forward": "▶|", "fa fa-plus": "+"}
+BUTTON_GLYPHS = frozenset("".join(_ICONS.values()))
+_BUTTON_CSS = ('<style>.anim-buttons button {font-family: "DejaVu Sans", "Segoe UI Symbol", sans-serif; '
+               'font-size: 15px; line-height: 26px;}</style>')
 
 
 def offline_buttons(html: str) -> str:
     """An HTML animation from matplotlib's `to_jshtml` without its Font Awesome stylesheet (fetched from a
-    CDN): each button's icon becomes a Unicode symbol, so the player works with no network."""
+    CDN): each button's icon becomes text (`BUTTON_GLYPHS`, all in DejaVu Sans), so the player's controls
+    are visible with no network and no icon font. Raises if an icon is left (a matplotlib that changed
+    its player), rather than leave a button blank."""
     html = re.sub(r'<link rel="stylesheet"\s+href="https://[^"]*font-awesome[^"]*">', "", html)
     for cls, symbol in _ICONS.items():
         html = html.replace(f'<i class="{cls}"></i>', symbol)
-    return html
+    if "<i class=" in html:
+        left = sorted(set(re.findall(r'<i class="([^"]*)"', html)))
+        raise UserError(f"The animation player has icons offline_buttons does not know: {left}.")
+    return html.replace('<div class="animation">', _BUTTON_CSS + '\n<div class="animation">', 1)
