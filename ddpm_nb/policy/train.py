@@ -1,9 +1,9 @@
 """Training the PushT policies: Diffusion Policy (DDPM, ε-prediction) and the MSE regression baseline.
 
 Diffusion Policy (Chi et al. 2023, sec. 3 and eq. 5): given a window of normalised observations o and
-the demonstrated action chunk a_0 (T_p, 2) in [-1, 1], draw t ~ U{1..T} and ε ~ N(0, I), form
-a_t = sqrt(ᾱ_t) a_0 + sqrt(1 - ᾱ_t) ε and regress ε_θ(a_t, t | o) onto ε (DDPM's L_simple, Ho et al.
-2020, eq. 14), here with T = 100 steps of the cosine schedule (Nichol & Dhariwal 2021). The baseline
+the demonstrated action chunk a^0 (T_p, 2) in [-1, 1], draw a denoising step k ~ U{1..K} and ε ~ N(0, I),
+form a^k = sqrt(ᾱ_k) a^0 + sqrt(1 - ᾱ_k) ε and regress ε_θ(a^k, k | o) onto ε (DDPM's L_simple, Ho et al.
+2020, eq. 14), here with K = 100 steps of the cosine schedule (Nichol & Dhariwal 2021). The baseline
 uses the same UNet without a step input to regress a_0 from o directly. A flow policy (the objective of
 π0's action expert, Black et al. 2024) regresses a velocity v_θ(a_t, t | o) onto ε - a_0 along the
 straight path a_t = (1 - t) a_0 + t ε (`ddpm_nb.flow`). All go through the book's one training loop
@@ -30,7 +30,7 @@ Tensor = torch.Tensor
 
 
 def diffusion_loss(model: PolicyModel, batch: tuple[Tensor, Tensor], generator: torch.Generator) -> Tensor:
-    """L_simple for action chunks, conditioned on the observations: E_{t, ε} ‖ε - ε_θ(a_t, t | o)‖²
+    """L_simple for action chunks, conditioned on the observations: E_{k, ε} ‖ε - ε_θ(a^k, k | o)‖²
     (Ho et al. 2020, eq. 14: `ddpm_nb.elbo.l_simple`, mean over batch and entries).
 
     batch: (obs (B, T_o, D), actions (B, T_p, A)), both normalised.
