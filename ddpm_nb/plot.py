@@ -36,7 +36,7 @@ def use_style() -> None:
 def plot_schedules(schedules: dict[str, torch.Tensor], axes=None):
     """Draw ᾱ_t and log SNR against t/T for named ᾱ schedules, each a (T + 1,) tensor."""
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+        _, axes = plt.subplots(1, 2, figsize=(7, 3.2))
     for name, ab in schedules.items():
         T = ab.shape[0] - 1
         u = torch.arange(T + 1) / T
