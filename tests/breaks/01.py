@@ -1,4 +1,4 @@
-"""Chapter 1's formulas, broken: the closed form of q(x_t|x_0), the forward step, and the VP discretisation."""
+"""Chapter 1's formulas, broken: the closed form of q(x_t|x_0), the forward step, the VP discretisation."""
 
 PATCH = '''
 import torch, ddpm_nb, ddpm_nb.diffusion as _d, ddpm_nb.schedules as _s
