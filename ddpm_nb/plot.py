@@ -45,6 +45,7 @@ def plot_schedules(schedules: dict[str, torch.Tensor], axes=None):
     axes[0].set(xlabel="t / T", ylabel=r"$\bar\alpha_t$", title="signal kept")
     axes[1].set(xlabel="t / T", ylabel=r"$\log \mathrm{SNR}(t)$", title="signal-to-noise ratio")
     axes[0].legend()
+    axes[0].figure.tight_layout()
     return axes
 
 
