@@ -40,7 +40,7 @@ def use_style() -> None:
 def plot_schedules(schedules: dict[str, torch.Tensor], axes=None):
     """Draw ᾱ_t and log SNR against t/T for named ᾱ schedules, each a (T + 1,) tensor."""
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+        _, axes = plt.subplots(1, 2, figsize=(7, 3.2))
     for name, ab in schedules.items():
         T = ab.shape[0] - 1
         u = torch.arange(T + 1) / T
@@ -49,6 +49,7 @@ def plot_schedules(schedules: dict[str, torch.Tensor], axes=None):
     axes[0].set(xlabel="t / T", ylabel=r"$\bar\alpha_t$", title="signal kept")
     axes[1].set(xlabel="t / T", ylabel=r"$\log \mathrm{SNR}(t)$", title="signal-to-noise ratio")
     axes[0].legend()
+    axes[0].figure.tight_layout()
     return axes
 
 
