@@ -50,7 +50,7 @@ def glue_runtime(chapter: str) -> dict[str, str]:
     if times is None:
         raise UserError(f"checkpoints/runtimes.json has no chapter {chapter!r}: "
                         f"it lists {sorted(record.get('chapters', {}))}.")
-    cpu = record.get("cpu", "this project's CPU")
+    cpu = record.get("cpu") or "this project's CPU"
     words = {
         "runtime_quick": f"{duration(times['quick_s'])} in quick mode" if times.get("quick_s")
         else "not yet measured in quick mode",
