@@ -6,9 +6,18 @@ from __future__ import annotations
 from .elbo import bench_elbo
 from .images import bench_images
 from .noprop import bench_noprop, noprop_accuracies, step_cost
-from .samplers import bench_samplers, paired_with_ddpm, sampler_rows, swd_floor, swd_to_data, times_2d
+from .samplers import (
+    bench_samplers,
+    paired_with_ddpm,
+    sampler_rows,
+    swd_difference,
+    swd_floor,
+    swd_to_data,
+    times_2d,
+)
 
 __all__ = ["BENCHMARKS", "bench_elbo", "bench_images", "bench_samplers", "bench_noprop", "sampler_rows",
-           "paired_with_ddpm", "swd_floor", "swd_to_data", "times_2d", "step_cost", "noprop_accuracies"]
+           "paired_with_ddpm", "swd_floor", "swd_to_data", "swd_difference", "times_2d", "step_cost",
+           "noprop_accuracies"]
 
 BENCHMARKS = {"elbo": bench_elbo, "images": bench_images, "samplers": bench_samplers, "noprop": bench_noprop}
