@@ -97,3 +97,17 @@ def test_bad_input():
 
 PINNED_DDPM = [[-0.9999999999999963, -0.3643885357972256], [-0.41296595275279363, -0.9814362737584031]]
 PINNED_DDIM = [[0.16847246222407294, -1.0], [1.0, 0.4110001215394188]]
+
+
+def test_swd_difference_is_paired_and_has_a_standard_error():
+    from ddpm_nb.bench import swd_difference
+    from ddpm_nb.errors import UserError
+
+    g = torch.Generator().manual_seed(0)
+    data, a = torch.randn(400, 2, generator=g), torch.randn(400, 2, generator=g)
+    same, se0 = swd_difference(a, a.clone(), data, 0, boots=20, generator=g)
+    assert same == 0.0 and se0 == 0.0
+    diff, se = swd_difference(a, a + 1.0, data, 0, boots=50, generator=g)
+    assert diff < -0.3 and 0 < se < 0.1
+    with pytest.raises(UserError):
+        swd_difference(a, a[:10], data, 0)

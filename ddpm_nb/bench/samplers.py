@@ -20,7 +20,8 @@ from ..recipes import build, checkpoint_path, denoiser_from
 from ..samplers import GRIDS_2D, SAMPLERS, Denoiser, get_sampler, sampler_times, steps_for_nfe
 from .common import CountCalls, stored_config
 
-__all__ = ["bench_samplers", "times_2d", "sampler_rows", "paired_with_ddpm", "swd_floor", "swd_to_data"]
+__all__ = ["bench_samplers", "times_2d", "sampler_rows", "paired_with_ddpm", "swd_floor", "swd_to_data",
+           "swd_difference"]
 
 
 def times_2d(name: str, model: Denoiser, steps: int | None, **grid) -> list:
@@ -32,6 +33,29 @@ def times_2d(name: str, model: Denoiser, steps: int | None, **grid) -> list:
 def swd_to_data(samples, data, seed: int) -> float:
     """Sliced W1 (200 projections, projection seed `seed`) between samples and data, both (N, 2)."""
     return sliced_wasserstein(samples, data, projections=200, generator=torch.Generator().manual_seed(seed))
+
+
+def swd_difference(a, b, data, seed: int, *, boots: int = 100,
+                   generator: torch.Generator | None = None) -> tuple[float, float]:
+    """SWD(a, data) - SWD(b, data) and its paired bootstrap standard error.
+
+    a, b: (N, 2) samples paired row by row (two samplers from the same starting noise); data: (M, 2)
+    with M = N. Each of `boots` resamples draws one set of rows, the same for a and b, and one of the
+    data, so the noise that a and b share cancels in the difference as it does in the estimate.
+    """
+    if boots < 2:
+        raise UserError(f"boots must be at least 2 to estimate a standard error, got {boots}.")
+    if a.shape != b.shape or a.shape != data.shape:
+        raise UserError(f"a, b and data must have one shape (N, 2), got {tuple(a.shape)}, "
+                        f"{tuple(b.shape)}, {tuple(data.shape)}.")
+    diff = swd_to_data(a, data, seed) - swd_to_data(b, data, seed)
+    n = a.shape[0]
+    reps = []
+    for _ in range(boots):
+        i = torch.randint(0, n, (n,), generator=generator)
+        j = torch.randint(0, n, (n,), generator=generator)
+        reps.append(swd_to_data(a[i], data[j], seed) - swd_to_data(b[i], data[j], seed))
+    return diff, float(torch.tensor(reps).std())
 
 
 def sampler_rows(base, names, nfes, *, n: int, seeds: int, grids: dict | None = None,
