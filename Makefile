@@ -64,7 +64,7 @@ test: venv chromium
 	@! grep "Executing notebook" _build/book.log || { echo "The site build executed the notebooks above" \
 	    "again: make test runs each notebook once, in nbval (see nbval-book above)."; exit 1; }
 	$(MAKE) --no-print-directory test-site
-	$(BIN)/python tools/claims.py _build/jupyter_execute/notebooks
+	$(BIN)/python tools/claims.py _build/.jupyter_cache
 
 test-unit: venv
 	$(BIN)/ruff check ddpm_nb tests tools
