@@ -137,6 +137,8 @@ def layout_problems(measure: dict, html_dir: Path, page: str, font_pt: float) ->
     problems = [f"code wider than the column: {t!r}" for t in measure["pre"]]
     problems += [f"display math wider than the column: {t!r}" for t in measure["math"]]
     for src, natural, shown in measure["img"]:
+        if not src:  # an animation's frame holder before its first frame is drawn
+            continue
         file = html_dir / unquote(urlsplit(urljoin("http://x/" + page, src)).path.lstrip("/"))
         local = not src.startswith("data:") and file.suffix == ".png" and file.is_file()
         dpi = png_dpi(file) if local else None

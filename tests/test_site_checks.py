@@ -77,3 +77,10 @@ def test_layout_problems_in_a_real_browser(tmp_path, code, width_px, want):
     problems = layout_problems(json.loads(soup.body["data-measure"]), tmp_path, "page.html", 12)
     assert len(problems) == len(want), problems
     assert all(p.startswith(w) for p, w in zip(problems, want, strict=True)), problems
+
+
+def test_an_image_without_a_source_is_skipped(tmp_path):
+    from test_site import layout_problems
+
+    measure = {"body": 16, "pre": [], "math": [], "img": [[None, 0, 0]]}
+    assert layout_problems(measure, tmp_path, "page.html", 12) == []
