@@ -26,7 +26,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 help:
 	@echo "make book    build the site into _build/html (executes every notebook)"
 	@echo "make test    unit tests, nbval over every notebook (its outputs feed the site build), the browser check"
-	@echo "make student write the student edition into student/"
+	@echo "make student write the student edition into editions/student/ (what the site offers)"
 	@echo "make venv    only create .venv with everything installed"
 
 venv: $(VENV)/.installed
@@ -90,8 +90,10 @@ chromium:
 	    exit 1; \
 	fi
 
+# The student edition the site offers (committed, so Colab can open it from the repository; a test
+# checks that it is current). A teacher's own copy: ddpm-nb student notebooks/*.ipynb --out DIR.
 student: venv
-	$(BIN)/ddpm-nb student notebooks/*.ipynb --out student/
+	$(BIN)/ddpm-nb student notebooks/*.ipynb --out editions/student/
 
 clean:
 	rm -rf _build student _mathjax

@@ -120,15 +120,28 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_student(args: argparse.Namespace) -> int:
+def _chapters(args: argparse.Namespace) -> list[str]:
     from .errors import UserError
-    from .student import make_student_edition
 
     paths = args.notebooks or sorted(glob.glob("notebooks/*.ipynb"))
     if not paths:
         raise UserError("No notebooks given and none found in ./notebooks: run this in the book's folder or "
                         "name the notebooks.")
-    for p in make_student_edition(paths, args.out):
+    return paths
+
+
+def _cmd_student(args: argparse.Namespace) -> int:
+    from .student import make_student_edition
+
+    for p in make_student_edition(_chapters(args), args.out):
+        print(f"wrote {p}")
+    return 0
+
+
+def _cmd_teacher(args: argparse.Namespace) -> int:
+    from .teacher import make_teacher_edition
+
+    for p in make_teacher_edition(_chapters(args), args.out):
         print(f"wrote {p}")
     return 0
 
@@ -199,6 +212,28 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_grade(args: argparse.Namespace) -> int:
+    from .files import check_writable, write_json
+
+    check_writable(args.json, "--json")
+    if args.csv:
+        check_writable(args.csv, "--csv")
+    from .grading import grade, gradebook_csv
+
+    book = grade(args.submissions, cell_timeout=args.cell_timeout, timeout=args.timeout, workers=args.workers)
+    write_json(args.json, {"command": "ddpm-nb " + " ".join(args.argv), **book})
+    if args.csv:
+        from .files import atomic_open
+
+        with atomic_open(args.csv, "w", encoding="utf-8") as f:
+            f.write(gradebook_csv(book))
+    for s in book["submissions"]:
+        extra = f" (+{s['manual_points']} by hand)" if s["manual_points"] else ""
+        print(f"{s['student']}: {s['points']}/{s['max_points']}{extra}  {s['file']}")
+    print(f"gradebook: {args.json}" + (f", {args.csv}" if args.csv else ""))
+    return 0
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from .files import check_writable
 
@@ -231,6 +266,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("notebooks", nargs="*", help="notebooks to convert (default: notebooks/*.ipynb)")
     p.add_argument("--out", default="student", help="output folder (default: ./student)")
     p.set_defaults(run=_cmd_student)
+    p = sub.add_parser("teacher", help="write the teacher's edition (solutions, points, model answers)",
+                       description="Write the teacher's edition: the chapters with their solutions open, "
+                                   "each exercise's points, a model answer and rubric for each think "
+                                   "exercise, and TEACHER.md (points, run times, the course's commands).")
+    p.add_argument("notebooks", nargs="*", help="chapters to convert (default: notebooks/*.ipynb)")
+    p.add_argument("--out", default="teacher", help="output folder (default: ./teacher)")
+    p.set_defaults(run=_cmd_teacher)
+
+    p = sub.add_parser("grade", help="grade students' notebooks into a gradebook (JSON, CSV)",
+                       description="Run each submitted notebook (a student-edition chapter, filled in) in a "
+                                   "fresh kernel in a temporary folder, score each exercise by its checker "
+                                   "and write the gradebook.")
+    p.add_argument("submissions", nargs="+", metavar="SUBMISSION",
+                   help="notebook files, or folders searched for .ipynb files")
+    p.add_argument("--json", required=True, help="the gradebook to write (JSON)")
+    p.add_argument("--csv", help="the same rows as CSV, one per student and exercise")
+    p.add_argument("--cell-timeout", type=_positive_float, default=120.0, metavar="S",
+                   help="seconds a cell may run (default 120)")
+    p.add_argument("--timeout", type=_positive_float, default=900.0, metavar="S",
+                   help="seconds a notebook may run (default 900)")
+    p.add_argument("--workers", type=_whole(1, "--workers"), default=1,
+                   help="notebooks graded at once, one kernel each (default 1)")
+    p.set_defaults(run=_cmd_grade)
 
     p = sub.add_parser("train", help="train one of the book's models and save its checkpoint",
                        description="Train a model of the book (a recipe in ddpm_nb.recipes) and save its "

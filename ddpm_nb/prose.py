@@ -11,7 +11,7 @@ import numbers
 
 from .errors import UserError
 
-__all__ = ["glue", "glue_runtime", "duration"]
+__all__ = ["runtime_words", "glue", "glue_runtime", "duration"]
 
 
 def glue(name: str, value) -> None:
@@ -37,8 +37,8 @@ def duration(seconds: float) -> str:
     return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
-def glue_runtime(chapter: str) -> dict[str, str]:
-    """Glue `runtime_quick`, `runtime_full` and `runtime_gpu`: chapter's measured run times, in words.
+def runtime_words(chapter: str) -> dict[str, str]:
+    """A chapter's measured run times, in words: runtime_quick, runtime_full, runtime_cpu, runtime_gpu.
 
     chapter: the notebook's stem, e.g. "03_ddpm". The times come from checkpoints/runtimes.json
     (written by tools/runtimes.py from the book's execution cache); a mode never measured says so.
@@ -51,7 +51,7 @@ def glue_runtime(chapter: str) -> dict[str, str]:
         raise UserError(f"checkpoints/runtimes.json has no chapter {chapter!r}: "
                         f"it lists {sorted(record.get('chapters', {}))}.")
     cpu = record.get("cpu") or "this project's CPU"
-    words = {
+    return {
         "runtime_quick": f"{duration(times['quick_s'])} in quick mode" if times.get("quick_s")
         else "not yet measured in quick mode",
         "runtime_full": f"{duration(times['full_s'])} in full mode" if times.get("full_s")
@@ -60,6 +60,11 @@ def glue_runtime(chapter: str) -> dict[str, str]:
         "runtime_gpu": f"{duration(times['gpu_s'])} in full mode on a GPU ({record.get('gpu')})"
         if times.get("gpu_s") else "not measured on a GPU",
     }
+
+
+def glue_runtime(chapter: str) -> dict[str, str]:
+    """Glue `runtime_quick`, `runtime_full`, `runtime_cpu` and `runtime_gpu` (`runtime_words`)."""
+    words = runtime_words(chapter)
     for name, text in words.items():
         glue(name, text)
     return words

@@ -248,3 +248,33 @@ def test_student_files_are_readable_by_everyone(tmp_path):
     written = student.make_student_edition(NOTEBOOKS[:1], tmp_path / "out")
     for path in written:
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, oct(path.stat().st_mode)
+
+
+# ---------------------------------------------------------------- the edition the site offers
+
+
+def test_the_committed_student_edition_is_current(root):
+    """editions/student/ is what `make student` writes from today's chapters (the site and Colab
+    links serve it)."""
+    chapters = sorted((root / "notebooks").glob("*.ipynb"))
+    committed = sorted((root / "editions" / "student").glob("*.ipynb"))
+    assert [p.name for p in committed] == [p.name for p in chapters]
+    for src, out in zip(chapters, committed, strict=True):
+        want = student.student_notebook(json.loads(src.read_text(encoding="utf-8")), src.name)
+        assert json.loads(out.read_text(encoding="utf-8")) == want, f"run `make student`: {out} is stale"
+
+
+def test_the_course_page_links_every_student_edition(root):
+    import re
+
+    import yaml
+
+    page = (root / "book" / "how_to_use.md").read_text(encoding="utf-8")
+    repo = yaml.safe_load((root / "_config.yml").read_text())["repository"]["url"]
+    slug = repo.removeprefix("https://github.com/")
+    for nb in sorted((root / "notebooks").glob("*.ipynb")):
+        assert f"<../editions/student/{nb.name}>`" in page, nb.name
+        assert f"https://colab.research.google.com/github/{slug}/blob/main/editions/student/{nb.name}" in page
+    assert re.search(r"^## Running a course$", page, re.M)
+    for command in ("ddpm-nb grade submissions/", "ddpm-nb teacher", "ddpm-nb student"):
+        assert command in page

@@ -11,7 +11,14 @@ from ..markov import stationary_distribution
 from ..schedules import alpha_bar, beta_schedule
 from ._core import ExerciseWrong, attempt, diagnose, expect_tensor, passed
 
-__all__ = ["check_forward_step", "check_alpha_bar", "check_stationary"]
+__all__ = ["ANSWERS", "check_forward_step", "check_alpha_bar", "check_stationary"]
+
+# The package's own answers to each exercise: an answer that is one of them, or calls one, is rejected.
+ANSWERS: dict[str, tuple] = {
+    "1.1": (q_step,),
+    "1.2": (alpha_bar,),
+    "1.3": (stationary_distribution,),
+}
 
 
 def check_forward_step(forward_step: Callable) -> None:
@@ -19,7 +26,8 @@ def check_forward_step(forward_step: Callable) -> None:
     g = torch.Generator().manual_seed(11)
     x_prev, eps = torch.randn(500, 2, generator=g), torch.randn(500, 2, generator=g)
     beta = 0.3  # passed as a 0-d tensor: math.sqrt and torch.sqrt both accept it
-    got = expect_tensor("1.1", attempt("1.1", forward_step, x_prev, torch.tensor(beta), eps), x_prev.shape)
+    out = attempt("1.1", forward_step, x_prev, torch.tensor(beta), eps, forbidden=ANSWERS["1.1"])
+    got = expect_tensor("1.1", out, x_prev.shape)
     sb, s1 = beta**0.5, (1 - beta) ** 0.5
     diagnose("1.1", got, q_step(x_prev, beta, eps), {
         "The noise is scaled by β_t; it should be sqrt(β_t), so that the variance added is β_t.":
@@ -34,7 +42,8 @@ def check_forward_step(forward_step: Callable) -> None:
 def check_alpha_bar(alpha_bar_from_beta: Callable) -> None:
     """Exercise 1.2: alpha_bar_from_beta(beta) -> ᾱ, both (T + 1,) with β_0 = 0 and ᾱ_0 = 1."""
     beta = beta_schedule("linear", 50, beta_start=0.01, beta_end=0.2)
-    got = expect_tensor("1.2", attempt("1.2", alpha_bar_from_beta, beta.clone()), beta.shape)
+    out = attempt("1.2", alpha_bar_from_beta, beta.clone(), forbidden=ANSWERS["1.2"])
+    got = expect_tensor("1.2", out, beta.shape)
     want = alpha_bar(beta)
     diagnose("1.2", got, want, {
         "You summed the β's: ᾱ_t is a product, Π_{s<=t} (1 - β_s), not 1 - Σ β_s.": 1 - torch.cumsum(beta, 0),
@@ -51,7 +60,8 @@ def check_stationary(stationary: Callable) -> None:
     for S in (2, 3, 5):
         P = torch.rand(S, S, generator=g, dtype=torch.float64) + 0.05
         P = P / P.sum(1, keepdim=True)
-        got = expect_tensor("1.3", attempt("1.3", stationary, P.clone()), (S,)).double()
+        out = attempt("1.3", stationary, P.clone(), forbidden=ANSWERS["1.3"])
+        got = expect_tensor("1.3", out, (S,)).double()
         if torch.allclose(got, torch.full_like(got, float(got[0])), atol=1e-9) and not torch.allclose(
                 got, stationary_distribution(P), atol=1e-6):
             raise ExerciseWrong("Exercise 1.3: not yet. Every entry is equal: that is the right "

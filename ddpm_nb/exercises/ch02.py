@@ -10,7 +10,14 @@ from ..diffusion import gaussian_kl, posterior_mean_var, x0_from_eps
 from ..schedules import alpha_bar, beta_schedule
 from ._core import attempt, diagnose, expect_tensor, passed
 
-__all__ = ["check_posterior_mean", "check_gaussian_kl", "check_x0_from_eps"]
+__all__ = ["ANSWERS", "check_posterior_mean", "check_gaussian_kl", "check_x0_from_eps"]
+
+# The package's own answers to each exercise: an answer that is one of them, or calls one, is rejected.
+ANSWERS: dict[str, tuple] = {
+    "2.1": (posterior_mean_var,),
+    "2.2": (gaussian_kl,),
+    "2.3": (x0_from_eps,),
+}
 
 _BETA = beta_schedule("linear", 50, beta_start=1e-3, beta_end=0.2)
 _AB = alpha_bar(_BETA)
@@ -26,7 +33,8 @@ def check_posterior_mean(posterior_mean: Callable) -> None:
     """Exercise 2.1: posterior_mean(x0, xt, t, beta) -> μ̃_t (B, D), for an int t >= 2."""
     x0, xt = _inputs(21)
     t = 17
-    got = expect_tensor("2.1", attempt("2.1", posterior_mean, x0, xt, t, _BETA.clone()), x0.shape)
+    got = expect_tensor("2.1", attempt("2.1", posterior_mean, x0, xt, t, _BETA.clone(),
+                                        forbidden=ANSWERS["2.1"]), x0.shape)
     want, _ = posterior_mean_var(x0, xt, t, _BETA)
     ab_t, ab_p, b = _AB[t], _AB[t - 1], _BETA[t]
     c0, ct = ab_p.sqrt() * b / (1 - ab_t), (1 - b).sqrt() * (1 - ab_p) / (1 - ab_t)
@@ -49,7 +57,7 @@ def check_gaussian_kl(kl: Callable) -> None:
     m2 = torch.randn(100, generator=g, dtype=torch.float64)
     v1 = torch.rand(100, generator=g, dtype=torch.float64) + 0.1
     v2 = torch.rand(100, generator=g, dtype=torch.float64) + 0.1
-    got = expect_tensor("2.2", attempt("2.2", kl, m1, v1, m2, v2), m1.shape)
+    got = expect_tensor("2.2", attempt("2.2", kl, m1, v1, m2, v2, forbidden=ANSWERS["2.2"]), m1.shape)
     diagnose("2.2", got, gaussian_kl(m1, v1, m2, v2), {
         "This is KL(p || q): the divergence is not symmetric; the first Gaussian is the one the "
         "expectation is taken under.": gaussian_kl(m2, v2, m1, v1),
@@ -64,7 +72,8 @@ def check_x0_from_eps(x0_from_noise: Callable) -> None:
     """Exercise 2.3: x0_from_noise(xt, t, eps, alpha_bar) -> x_0 (B, D), for an int t."""
     xt, eps = _inputs(23)
     t = 30
-    got = expect_tensor("2.3", attempt("2.3", x0_from_noise, xt, t, eps, _AB.clone()), xt.shape)
+    got = expect_tensor("2.3", attempt("2.3", x0_from_noise, xt, t, eps, _AB.clone(),
+                                        forbidden=ANSWERS["2.3"]), xt.shape)
     ab = _AB[t]
     diagnose("2.3", got, x0_from_eps(xt, t, eps, _AB), {
         "The square roots are missing: divide by sqrt(ᾱ_t) and scale ε by sqrt(1 - ᾱ_t).":

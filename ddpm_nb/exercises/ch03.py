@@ -10,7 +10,12 @@ from ..diffusion import p_mean_from_eps
 from ..schedules import alpha_bar, beta_schedule
 from ._core import attempt, diagnose, expect_tensor, passed
 
-__all__ = ["check_ddpm_step", "check_ddim_step", "check_langevin_step"]
+__all__ = ["ANSWERS", "check_ddpm_step", "check_ddim_step", "check_langevin_step"]
+
+# The package's own answers to each exercise: an answer that is one of them, or calls one, is rejected.
+ANSWERS: dict[str, tuple] = {
+    "3.1": (p_mean_from_eps,),
+}
 
 _BETA = beta_schedule("linear", 100, beta_start=1e-3, beta_end=0.05)
 _AB = alpha_bar(_BETA)
@@ -25,7 +30,8 @@ def check_ddpm_step(ddpm_step: Callable) -> None:
     """Exercise 3.1: ddpm_step(xt, t, eps_hat, beta, z) -> x_{t-1}, with σ_t² = β_t and no noise at t = 1."""
     xt, eps, z = _data(31)
     for t in (40, 1):
-        got = expect_tensor("3.1", attempt("3.1", ddpm_step, xt, t, eps, _BETA.clone(), z), xt.shape)
+        got = expect_tensor("3.1", attempt("3.1", ddpm_step, xt, t, eps, _BETA.clone(), z,
+                                            forbidden=ANSWERS["3.1"]), xt.shape)
         mean = p_mean_from_eps(xt, t, eps, _BETA)
         want = mean + (_BETA[t].sqrt() * z if t > 1 else 0)
         b, ab = _BETA[t], _AB[t]

@@ -12,7 +12,14 @@ from ..policy.planners import RecedingHorizonPolicy
 from ..policy.windows import MinMax, window_index
 from ._core import ExerciseWrong, attempt, close, diagnose, expect_tensor, passed
 
-__all__ = ["check_episode_windows", "check_minmax", "check_receding_horizon"]
+__all__ = ["ANSWERS", "check_episode_windows", "check_minmax", "check_receding_horizon"]
+
+# The package's own answers to each exercise: an answer that is one of them, or calls one, is rejected.
+ANSWERS: dict[str, tuple] = {
+    "5.1": (window_index,),
+    "5.2": (MinMax,),
+    "5.3": (RecedingHorizonPolicy,),
+}
 
 
 # ---------------------------------------------------------------- 5.1 windows with padding
@@ -35,7 +42,7 @@ def check_episode_windows(episode_windows: Callable) -> None:
     """Exercise 5.1: episode_windows(length, obs_horizon, pred_horizon, action_horizon) -> (W, T_p) rows."""
     for length, t_o, t_p, t_a in ((40, 2, 16, 8), (30, 3, 8, 4), (10, 2, 16, 8), (1, 2, 16, 8)):
         want = window_index(torch.tensor([length]), obs_horizon=t_o, pred_horizon=t_p, action_horizon=t_a)
-        out = attempt("5.1", episode_windows, length, t_o, t_p, t_a)
+        out = attempt("5.1", episode_windows, length, t_o, t_p, t_a, forbidden=ANSWERS["5.1"])
         if not isinstance(out, torch.Tensor) or out.dtype not in (torch.int64, torch.int32):
             kind = getattr(out, "dtype", type(out).__name__)
             raise ExerciseWrong(f"Exercise 5.1: return an integer torch.Tensor of row indices, got {kind}.")
@@ -91,7 +98,8 @@ def check_minmax(encode: Callable, decode: Callable) -> None:
     x, low, high = _minmax_case()
     norm = MinMax(low, high)
     want = norm.encode(x)
-    got = expect_tensor("5.2", attempt("5.2", encode, x.clone(), low.clone(), high.clone()), x.shape)
+    got = expect_tensor("5.2", attempt("5.2", encode, x.clone(), low.clone(), high.clone(),
+                                        forbidden=ANSWERS["5.2"]), x.shape)
     if not torch.isfinite(got).all():
         raise ExerciseWrong("Exercise 5.2: encode returned NaN or inf. Feature 3 is constant (high = low): "
                             "divide only where high - low >= 1e-6 and map a constant feature to 0, "
@@ -108,7 +116,8 @@ def check_minmax(encode: Callable, decode: Callable) -> None:
         raise ExerciseWrong("Exercise 5.2: a constant feature (high - low < 1e-6) must be shifted to 0: "
                             "y = x - (high + low) / 2.")
     y = want.clone()
-    back = expect_tensor("5.2", attempt("5.2", decode, y, low.clone(), high.clone()), x.shape)
+    out = attempt("5.2", decode, y, low.clone(), high.clone(), forbidden=ANSWERS["5.2"])
+    back = expect_tensor("5.2", out, x.shape)
     diagnose("5.2", back, x, {
         "decode must undo both steps: x = (y + 1) (high - low) / 2 + low; you forgot the / 2.":
             torch.where(ok, (y + 1) * span + low, x),
@@ -200,7 +209,8 @@ def check_receding_horizon(receding_horizon: Callable) -> None:
         obs0 = torch.tensor([7.0, 3.0, 0.0], dtype=torch.float64)
         want, want_windows = _reference(n_steps, t_o, t_a, t_p, obs0)
         planner = _Planner(t_p)
-        out = attempt("5.3", receding_horizon, planner, _step_fn(), obs0.clone(), n_steps, t_o, t_a)
+        out = attempt("5.3", receding_horizon, planner, _step_fn(), obs0.clone(), n_steps, t_o, t_a,
+                      forbidden=ANSWERS["5.3"])
         got = torch.stack([torch.as_tensor(np.asarray(a), dtype=torch.float64) for a in out]) \
             if isinstance(out, (list, tuple)) else out
         got = expect_tensor("5.3", torch.as_tensor(got, dtype=torch.float64), (n_steps, 2))

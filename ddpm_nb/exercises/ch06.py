@@ -9,7 +9,14 @@ import torch
 from ..noprop import alphas_from, block_weights, noprop_alpha_bar, residual_coefficients
 from ._core import ExerciseWrong, attempt, diagnose, expect_tensor, passed
 
-__all__ = ["check_abc", "check_block_weight", "check_inference_step"]
+__all__ = ["ANSWERS", "check_abc", "check_block_weight", "check_inference_step"]
+
+# The package's own answers to each exercise: an answer that is one of them, or calls one, is rejected.
+ANSWERS: dict[str, tuple] = {
+    "6.1": (residual_coefficients, alphas_from),
+    "6.2": (block_weights,),
+    "6.3": (residual_coefficients,),
+}
 
 _T = 8
 _AB = noprop_alpha_bar("cosine", _T)
@@ -28,7 +35,7 @@ def check_abc(abc: Callable) -> None:
     alpha = alphas_from(_AB)
     a, b, c = residual_coefficients(_AB)
     for t in (1, 4, _T):
-        out = attempt("6.1", abc, _AB.clone(), t)
+        out = attempt("6.1", abc, _AB.clone(), t, forbidden=ANSWERS["6.1"])
         if not isinstance(out, (tuple, list)) or len(out) != 3:
             raise ExerciseWrong("Exercise 6.1: return the three numbers (a_t, b_t, c_t) as a tuple.")
         got = torch.stack([_as_tensor("6.1", v) for v in out])
@@ -54,7 +61,7 @@ def check_block_weight(block_weight: Callable) -> None:
     w = block_weights(_AB, eta)
     snr = _AB / (1 - _AB)
     for t in (1, 5, _T):
-        got = _as_tensor("6.2", attempt("6.2", block_weight, _AB.clone(), t, eta))
+        got = _as_tensor("6.2", attempt("6.2", block_weight, _AB.clone(), t, eta, forbidden=ANSWERS["6.2"]))
         diagnose("6.2", got, w[t], {
             "Use the difference SNR(t) - SNR(t-1): block t moves z from t-1 to t.":
                 _T / 2 * eta * (snr[min(t + 1, _T)] - snr[t]),
@@ -73,7 +80,8 @@ def check_inference_step(inference_step: Callable) -> None:
     z, u, eps = (torch.randn(64, 10, generator=g, dtype=torch.float64) for _ in range(3))
     a, b, c = residual_coefficients(_AB)
     t = 3
-    got = expect_tensor("6.3", attempt("6.3", inference_step, z, u, t, _AB.clone(), eps), z.shape)
+    got = expect_tensor("6.3", attempt("6.3", inference_step, z, u, t, _AB.clone(), eps,
+                                        forbidden=ANSWERS["6.3"]), z.shape)
     diagnose("6.3", got, a[t] * u + b[t] * z + c[t].sqrt() * eps, {
         "c_t is a variance: the noise is sqrt(c_t)·ε.": a[t] * u + b[t] * z + c[t] * eps,
         "a_t goes with the prediction û and b_t with z_{t-1}.": b[t] * u + a[t] * z + c[t].sqrt() * eps,
