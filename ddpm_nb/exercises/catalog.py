@@ -64,6 +64,11 @@ def _code(id: str, title: str, answer: str | tuple[str, ...], checker: str) -> E
     return Exercise(id, "code", title, (answer,) if isinstance(answer, str) else answer, checker)
 
 
+def _build(id: str, title: str, answer: str | tuple[str, ...], checker: str) -> Exercise:
+    """A larger exercise that builds one of the book's real pieces, checked like a code exercise."""
+    return Exercise(id, "build", title, (answer,) if isinstance(answer, str) else answer, checker)
+
+
 def _think(id: str, title: str, model_answer: str, *rubric: str) -> Exercise:
     assert len(rubric) == POINTS["think"], id
     return Exercise(id, "think", title, model_answer=model_answer, rubric=rubric)
