@@ -215,3 +215,25 @@ def test_first_lambda_grid_jumps_then_spaces_evenly_in_lambda(model):
         continuous_timesteps(model, 6, spacing="lambda", first_lambda=9.0)
     with pytest.raises(ValueError, match="spacing='lambda' only"):
         continuous_timesteps(model, 6, first_lambda=-1.0)
+
+
+def test_dpm_solver_lower_order_final_step(model):
+    """diffusers' lower-order final step: on a grid even in time the last step is long in λ, and the
+    first-order update there cuts the error; on the book's λ grid at 5 steps it does not (measured in
+    the docstring of sample_dpm_solver)."""
+    from ddpm_nb.samplers import sample_dpm_solver
+
+    x = torch.randn(2000, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    ref = sample_rk45(model, x, [1000.0, 1.0], rtol=1e-9, atol=1e-9)
+
+    def rms(steps, spacing, lof):
+        ts = continuous_timesteps(model, steps, spacing=spacing)
+        return float((sample_dpm_solver(model, x, ts, lower_order_final=lof) - ref).pow(2).mean().sqrt())
+
+    assert rms(10, "time", True) < 0.6 * rms(10, "time", False)
+    assert rms(20, "time", True) < 0.3 * rms(20, "time", False)
+    assert rms(5, "lambda", False) < 0.5 * rms(5, "lambda", True)
+    # the first step is first order either way: with two steps only the last one differs
+    ts = continuous_timesteps(model, 2, spacing="lambda")
+    lof = sample_dpm_solver(model, x, ts, lower_order_final=True)
+    assert not torch.equal(lof, sample_dpm_solver(model, x, ts))

@@ -69,17 +69,25 @@ def sample_heun(model: Denoiser, x: Tensor, ts, *, generator: torch.Generator | 
 
 @torch.no_grad()
 def sample_dpm_solver(model: Denoiser, x: Tensor, ts, *, generator: torch.Generator | None = None,
-                      callback=None) -> Tensor:
-    """DPM-Solver++(2M): multistep, second order, data prediction (Lu et al. 2022, DPM-Solver++, Alg. 2)."""
+                      callback=None, lower_order_final: bool = False) -> Tensor:
+    """DPM-Solver++(2M): multistep, second order, data prediction (Lu et al. 2022, DPM-Solver++, Alg. 2).
+
+    lower_order_final: take the last step with the first-order update (DDIM's), as diffusers'
+    `DPMSolverMultistepScheduler(lower_order_final=True)` does below 15 steps. It helps where the last
+    step is long in λ (a grid even in time: on Gaussian data with the exact score, rms error against
+    RK45 at 10 / 20 steps 0.19 / 0.11 without, 0.09 / 0.02 with) and hurts on the book's λ grids at
+    3-5 steps (0.019 without, 0.073 with, at 5), which is why it is off by default.
+    """
     ts = check_times(model, ts)
     a_s = [tuple(float(v) for v in alpha_sigma(model, t)) for t in ts]
     lam = [math.log(a / s) for a, s in a_s]
     x0_prev, h_prev = None, None
+    last = len(ts) - 2
     for i in range(len(ts) - 1):
         # 1. predict x0 at t_i, 2. combine with the previous prediction, 3. the exact linear part
         x0, _ = denoise_at(model, x, ts[i])
         h = lam[i + 1] - lam[i]
-        if x0_prev is None:
+        if x0_prev is None or (lower_order_final and i == last):
             d = x0
         else:
             r = h_prev / h
