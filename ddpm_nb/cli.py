@@ -190,7 +190,7 @@ _BENCH_ARGS = {
                          "steps": a.steps, "seed": _seed(a)},
     "samplers": lambda a: {"checkpoint": a.checkpoint, "samplers": a.samplers, "nfe": a.nfe,
                            "samples": a.samples or 10000, "seeds": a.seeds, "floor_pairs": a.floor_pairs,
-                           "points": a.points, "rtol": a.rtol, "seed": _seed(a)},
+                           "points": a.points, "rtol": a.rtol, "seed": _seed(a), "out": a.json},
     "noprop": lambda a: {"checkpoint": a.checkpoint, "dataset": a.dataset, "batch_size": a.batch_size,
                          "seed": _seed(a)},
     "pusht-samplers": lambda a: {"checkpoint": a.checkpoint, "flow_checkpoint": a.flow_checkpoint,

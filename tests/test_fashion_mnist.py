@@ -161,6 +161,29 @@ def test_the_splits_are_the_pool_cut_by_book_split(book):
     assert torch.equal(pool.labels[~is_test], book["train"].labels)
 
 
+def test_spread_mixes_the_classes_that_the_stored_order_groups(book):
+    test = book["test"]
+    assert torch.bincount(test.labels[:100], minlength=10).count_nonzero() <= 2  # the copy is by class
+    mixed = test.spread(100)
+    assert torch.bincount(mixed.labels, minlength=10).count_nonzero() == 10
+    assert len(mixed) == 100 and mixed.split == "test" and mixed.name == test.name
+
+
+def test_spread_depends_on_the_pixels_only():
+    """Any copy, in any order, gives the same images (ties keep their order)."""
+    g = np.random.default_rng(0)
+    images = g.integers(0, 256, size=(50, 28, 28), dtype=np.uint8)
+    images[7] = images[3]  # a duplicate
+    data = fm.FashionMNIST(torch.from_numpy(images), torch.arange(50), "test", "a labelled fixture")
+    perm = g.permutation(50)
+    shuffled = fm.FashionMNIST(torch.from_numpy(images[perm]), torch.arange(50)[perm], "test", "fixture")
+    assert torch.equal(data.spread(20).images, shuffled.spread(20).images)
+    heads = [int.from_bytes(hashlib.sha256(im.tobytes()).digest()[:8], "big") for im in images]
+    assert fm.image_order(images).tolist() == sorted(range(50), key=lambda i: heads[i])
+    with pytest.raises(fm.UserError, match="from 1 to 50"):
+        data.spread(51)
+
+
 def test_pixel_mean_is_the_published_one(book):
     images = book["all"].images
     mean = images.sum(dtype=torch.int64).item() / (images.numel() * 255)

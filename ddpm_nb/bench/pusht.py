@@ -13,16 +13,16 @@ seeds and episodes, so an interruption loses nothing.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
 from ..checkpoints import checkpoint_dir
 from ..errors import UserError
-from ..files import file_sha256, write_json
+from ..files import file_sha256
 from ..policy import evaluate_file, load_planner
 from ..policy.stats import paired_difference
+from .common import RowStore
 
 __all__ = ["PUSHT_ROWS", "FLOW_ROWS", "bench_pusht_samplers", "count_nfe", "steps_for"]
 
@@ -88,32 +88,26 @@ def bench_pusht_samplers(*, checkpoint: str | None = None, flow_checkpoint: str 
     digests = {name: file_sha256(path) for name, path in paths.items()}
     # 1. every configuration is checked (and its NFE counted) before the first episode
     plan = {r: steps_for(paths[r[0]], *r) for r in todo}
-    done = {}
-    if out and Path(out).is_file():
-        try:
-            done = {_key(r): r for r in json.loads(Path(out).read_text(encoding="utf-8")).get("rows", [])}
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise UserError(f"{out} exists but is not a sweep this command wrote ({err}): move it away or "
-                            f"pass another --json.") from err
+    store = RowStore(out, _key)
     rows = []
     for policy, sampler, want in todo:
         key = (policy, sampler, want, episodes, seed, digests[policy], max_steps)
         steps, nfe = plan[(policy, sampler, want)]
-        if key not in done:
+        row = store.get(key)
+        if row is None:
             r = evaluate_file(paths[policy], _OBJECTIVE[policy], policy, sampler=sampler, steps=steps,
                               episodes=episodes, seed=seed, workers=workers, max_steps=max_steps,
                               progress=progress)
-            done[key] = {"policy": policy, "sampler": sampler, "nfe_requested": want,
-                         "steps": r["steps"], "nfe": nfe, "episodes": episodes,
-                         "seed": seed, "mean_score": r["mean_score"], "mean_score_ci95": r["mean_score_ci95"],
-                         "success_rate": r["success_rate"], "success_rate_ci95": r["success_rate_ci95"],
-                         "plans_per_second": r["plans_per_second"], "successes": r["successes"],
-                         "scores": r["scores"], "checkpoint": str(paths[policy]),
-                         "checkpoint_sha256": digests[policy], "workers": workers, "threads": r["threads"],
-                         "max_steps": max_steps}
-        rows.append(done[key])
-        if out:  # 2. what is measured is kept, row by row
-            write_json(out, _result(rows, missing, episodes, seed))
+            row = {"policy": policy, "sampler": sampler, "nfe_requested": want,
+                   "steps": r["steps"], "nfe": nfe, "episodes": episodes,
+                   "seed": seed, "mean_score": r["mean_score"], "mean_score_ci95": r["mean_score_ci95"],
+                   "success_rate": r["success_rate"], "success_rate_ci95": r["success_rate_ci95"],
+                   "plans_per_second": r["plans_per_second"], "successes": r["successes"],
+                   "scores": r["scores"], "checkpoint": str(paths[policy]),
+                   "checkpoint_sha256": digests[policy], "workers": workers, "threads": r["threads"],
+                   "max_steps": max_steps}
+        rows.append(row)
+        store.save(_result(rows, missing, episodes, seed))  # 2. what is measured is kept, row by row
     return _result(rows, missing, episodes, seed)
 
 

@@ -18,10 +18,10 @@ from ..progress import progress_bar
 from ..quality import sliced_wasserstein
 from ..recipes import build, checkpoint_path, denoiser_from
 from ..samplers import GRIDS_2D, SAMPLERS, Denoiser, get_sampler, sampler_times, steps_for_nfe
-from .common import CountCalls, stored_config
+from .common import CountCalls, RowStore, stored_config
 
-__all__ = ["bench_samplers", "times_2d", "sampler_rows", "paired_with_ddpm", "swd_floor", "swd_to_data",
-           "swd_difference"]
+__all__ = ["bench_samplers", "times_2d", "sampler_jobs", "sampler_rows", "paired_with_ddpm", "swd_floor",
+           "swd_to_data", "swd_difference"]
 
 
 def times_2d(name: str, model: Denoiser, steps: int | None, **grid) -> list:
@@ -58,13 +58,10 @@ def swd_difference(a, b, data, seed: int, *, boots: int = 100,
     return diff, float(torch.tensor(reps).std())
 
 
-def sampler_rows(base, names, nfes, *, n: int, seeds: int, grids: dict | None = None,
-                 progress: bool = True) -> list[dict]:
-    """Each sampler at each NFE budget on the 2-D mixture: sliced W1 to fresh data over `seeds`
-    repetitions, wall time, mean true log-density. Repetition s draws its data set, then its initial
-    noise, from seed 1000 + s: every sampler meets the same data sets and starts, so rows compare
-    paired (`swd_seeds` lists the per-repetition values); the data draw dominates a single SWD."""
-    jobs = []
+def sampler_jobs(base: Denoiser, names, nfes, *, grids: dict | None = None) -> tuple[list, list[dict]]:
+    """(jobs, skipped): every (sampler, steps) the bench will run, each grid built and checked now,
+    before the first sample; a budget a sampler cannot meet on its grid is skipped with the reason."""
+    jobs, skipped = [], []
     for name in names:
         get_sampler(name)
         if name in ("rk45", "ddpm"):  # one row each: adaptive steps; DDPM walks all T steps (the reference)
@@ -72,10 +69,40 @@ def sampler_rows(base, names, nfes, *, n: int, seeds: int, grids: dict | None = 
             continue
         for nfe in nfes:
             steps = steps_for_nfe(name, nfe)
-            if steps is not None:
-                jobs.append((name, steps))
+            if steps is None:
+                skipped.append({"sampler": name, "nfe": nfe, "why": f"{name} cannot spend exactly {nfe} "
+                                "network evaluations"})
+                continue
+            try:
+                times_2d(name, base, steps, **(grids or {}).get(name, {}))
+            except UserError as err:
+                skipped.append({"sampler": name, "nfe": nfe, "why": str(err)})
+                continue
+            jobs.append((name, steps))
+    return jobs, skipped
+
+
+def _row_key(row: dict) -> tuple:
+    return (row["sampler"], row["steps"], row["samples"], len(row["swd_seeds"]), row["checkpoint_sha256"])
+
+
+def sampler_rows(base, names, nfes, *, n: int, seeds: int, grids: dict | None = None,
+                 progress: bool = True, store: RowStore | None = None, digest: str = "",
+                 partial=None) -> list[dict]:
+    """Each sampler at each NFE budget on the 2-D mixture: sliced W1 to fresh data over `seeds`
+    repetitions, wall time, mean true log-density. Repetition s draws its data set, then its initial
+    noise, from seed 1000 + s: every sampler meets the same data sets and starts, so rows compare
+    paired (`swd_seeds` lists the per-repetition values); the data draw dominates a single SWD.
+
+    store: finished rows are saved there as `partial(rows)` after each one, and a row it already holds
+    for the same settings (and checkpoint `digest`) is reused instead of run again."""
+    jobs, _ = sampler_jobs(base, names, nfes, grids=grids)
     rows = []
     for name, steps in progress_bar(jobs, desc="samplers", disable=not progress):
+        kept = store.get((name, steps, n, seeds, digest)) if store is not None else None
+        if kept is not None:
+            rows.append(kept)
+            continue
         dists, secs, logp, calls = [], 0.0, [], 0
         for seed in range(seeds):
             counter = CountCalls(base.net)
@@ -93,7 +120,9 @@ def sampler_rows(base, names, nfes, *, n: int, seeds: int, grids: dict | None = 
         d = torch.tensor(dists)
         rows.append({"sampler": name, "nfe": calls // seeds, "steps": steps, "swd": float(d.mean()),
                      "swd_std": float(d.std()), "swd_seeds": d.tolist(), "seconds": secs / seeds,
-                     "mean_log_density": sum(logp) / len(logp)})
+                     "mean_log_density": sum(logp) / len(logp), "samples": n, "checkpoint_sha256": digest})
+        if store is not None and partial is not None:
+            store.save(partial(rows))
     return rows
 
 
@@ -122,8 +151,12 @@ def swd_floor(n: int, seeds: int, generator: torch.Generator) -> tuple[float, fl
 def bench_samplers(*, checkpoint: str | None = None, samplers: list[str] | None = None,
                    nfe: list[int] = (5, 10, 20, 50, 100), samples: int = 10000, seeds: int = 5,
                    floor_pairs: int = 50, points: int = 2000, rtol: float = 1e-6, seed: int = 12345,
-                   progress: bool = True) -> dict:
-    """Every sampler at several NFE on the 2-D mixture: sliced W1 to fresh data, time; ODE NLL gap."""
+                   progress: bool = True, out: str | None = None) -> dict:
+    """Every sampler at several NFE on the 2-D mixture: sliced W1 to fresh data, time; ODE NLL gap.
+
+    Every configuration is checked before the first sample (one it cannot run is listed under
+    "skipped" with the reason); with `out` (the --json path) each finished row is written there at
+    once, marked "complete": false until the end, and a rerun reuses the rows already measured."""
     names = list(samplers) if samplers else list(SAMPLERS)
     for name in names:
         get_sampler(name)
@@ -140,21 +173,26 @@ def bench_samplers(*, checkpoint: str | None = None, samplers: list[str] | None 
         raise UserError(f"rtol must be in (0, 1e-3], got {rtol}.")
     if floor_pairs < 2:
         raise UserError(f"floor_pairs (--floor-pairs) must be at least 2, got {floor_pairs}.")
+    jobs, skipped = sampler_jobs(base, names, nfes)
+    if not jobs:
+        raise UserError("None of the asked configurations can run: " + "; ".join(s["why"] for s in skipped))
+    digest = file_sha256(path)
     g = torch.Generator().manual_seed(seed)
     # Pairs of data draws are cheap, and 5 of them misjudge the spread: at seed 12345 five pairs gave
     # 0.0213 ± 0.0010, forty pairs 0.0205 ± 0.0070 (10k points each).
     floor, floor_std = swd_floor(n, floor_pairs, g)
-    rows = sampler_rows(base, names, nfes, n=n, seeds=seeds, progress=progress)
+    head = {"swd": "sliced Wasserstein-1, 200 projections", "samples": n, "seeds": seeds,
+            "swd_floor": floor, "swd_floor_std": floor_std, "floor_pairs": floor_pairs, "grids": GRIDS_2D,
+            "skipped": skipped, "checkpoint": str(path), "checkpoint_sha256": digest}
+    rows = sampler_rows(base, names, nfes, n=n, seeds=seeds, progress=progress, store=RowStore(out, _row_key),
+                        digest=digest, partial=lambda rows: {**head, "complete": False, "rows": rows})
     paired_with_ddpm(rows)
     x0 = sample_toy2d("8gaussians", points, generator=g, dtype=torch.float32)
     r = ode_log_likelihood(base, x0, t_min=1.0, rtol=rtol, atol=rtol)
     gap = -r["log_p"] + mixture_log_prob(x0.double())
     return {
-        "swd": "sliced Wasserstein-1, 200 projections", "samples": n, "seeds": seeds,
-        "swd_floor": floor, "swd_floor_std": floor_std, "floor_pairs": floor_pairs, "grids": GRIDS_2D,
-        "rows": rows,
+        **head, "complete": True, "rows": rows,
         "nll": {"ode": float(-r["log_p"].mean()), "true": float(-mixture_log_prob(x0.double()).mean()),
                 "gap": float(gap.mean()), "gap_stderr": float(gap.std() / math.sqrt(points)),
                 "points": points, "rtol": rtol, "nfe": r["nfe"]},
-        "checkpoint": str(path), "checkpoint_sha256": file_sha256(path),
     }

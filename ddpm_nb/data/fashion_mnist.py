@@ -26,7 +26,7 @@ from ..errors import UserError
 from .cache import CorruptDownload, DatasetUnavailable, cache_dir, data_roots, md5sum, sha256sum
 from .cache import download as _download
 
-__all__ = ["CLASSES", "OFFICIAL_FILES", "URLS", "SPLITS", "FashionMNIST", "load_fashion_mnist",
+__all__ = ["CLASSES", "OFFICIAL_FILES", "URLS", "SPLITS", "FashionMNIST", "load_fashion_mnist", "image_order",
            "parse_idx", "book_split", "to_model_range", "from_model_range"]
 
 NAME = "Fashion-MNIST, book split"
@@ -69,6 +69,28 @@ class FashionMNIST:
 
     def __len__(self) -> int:
         return self.images.shape[0]
+
+    def spread(self, n: int) -> FashionMNIST:
+        """n images of the split that stand for all of it: the first n in the order of their sha256
+        digest (`image_order`). The stored order can be grouped by class (the 70k copy is), so a head
+        slice `images[:n]` may hold one or two classes; this order is mixed, and the same whichever
+        copy of the data was read."""
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(self):
+            raise UserError(f"n must be a whole number from 1 to {len(self)}, got {n!r}.")
+        pick = torch.from_numpy(image_order(self.images.numpy())[:n].copy())
+        return FashionMNIST(self.images[pick], self.labels[pick], self.split, self.source, self.name)
+
+
+def _heads(images: np.ndarray) -> np.ndarray:
+    """The first 8 bytes of each image's sha256 digest (its 784 bytes, row-major), as big-endian u8."""
+    images = np.ascontiguousarray(images)
+    return np.frombuffer(b"".join(hashlib.sha256(im.tobytes()).digest()[:8] for im in images), dtype=">u8")
+
+
+def image_order(images: np.ndarray) -> np.ndarray:
+    """Indices that sort (N, 28, 28) uint8 images by their digest (`_heads`): a fixed shuffle that
+    depends on the pixels only (ties, i.e. identical images, keep their order)."""
+    return np.argsort(_heads(np.asarray(images)), kind="stable")
 
 
 class _Pool(NamedTuple):
@@ -127,9 +149,7 @@ def book_split(images: np.ndarray) -> np.ndarray:
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
         raise UserError(f"images must be a (N, 28, 28) uint8 array, got {images.shape} {images.dtype}.")
-    images = np.ascontiguousarray(images)
-    heads = b"".join(hashlib.sha256(image.tobytes()).digest()[:8] for image in images)
-    return np.frombuffer(heads, dtype=">u8") % TEST_MODULUS == 0
+    return _heads(images) % TEST_MODULUS == 0
 
 
 # ---------------------------------------------------------------- finding and reading the files
