@@ -159,6 +159,7 @@ EXERCISES: tuple[Exercise, ...] = (
         "At inference its input comes from the other blocks' predictions, so their errors reach it "
         "unchecked (train/inference mismatch).",
     ),
+    _build("6.5", "one block's training step", ("block_optimiser", "block_step"), "check_noprop_block"),
 )
 
 _BY_ID = {e.id: e for e in EXERCISES}
