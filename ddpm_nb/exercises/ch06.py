@@ -199,8 +199,8 @@ def _no_leak(model: NoPropDT, t: int, before: dict) -> None:
                                 f"θ_{t} only.")
         if _differs(buffers, before[name][1], tol=0):
             raise ExerciseWrong(f"Exercise 6.5: {name}'s running statistics (BatchNorm) changed: you ran "
-                                f"it in training mode. Block {t}'s step needs no other block: z_{{t-1}} comes "
-                                f"from q(z_{{t-1}} | y), not from the chain of the blocks before it.")
+                                f"it in training mode. Block {t}'s step needs no other block: z_{{t-1}} "
+                                f"comes from q(z_{{t-1}} | y), not from the chain of the blocks before it.")
 
 
 def check_noprop_block(block_optimiser: Callable, block_step: Callable) -> None:
@@ -219,7 +219,8 @@ def check_noprop_block(block_optimiser: Callable, block_step: Callable) -> None:
         slips = _block_slip_losses(model, t, x, y, seed)
         stale = {how: _updated_with(model, t, x, y, seed, how) for how in ("no_zero_grad", "step_first")}
         slips["Call opt.step() after loss.backward(): you stepped first, on the old gradients, and "
-              "computed the loss with the updated block."] = _loss_with(model, t, x, y, seed, stale["step_first"])
+              "computed the loss with the updated block."] = _loss_with(model, t, x, y, seed,
+                                                                        stale["step_first"])
 
         opt = attempt("6.5", block_optimiser, model, t, _LR, forbidden=ANSWERS["6.5"])
         if not isinstance(opt, torch.optim.Optimizer):
