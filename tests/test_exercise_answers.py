@@ -28,11 +28,12 @@ def _source(cell: dict) -> str:
 
 
 def _solution(exercise) -> str:
-    """The solution cell that precedes the exercise's checker cell."""
+    """The chapter's solution cells up to the exercise's checker cell, in order (a build exercise may
+    use the answers of the chapter's earlier exercises, as a student's notebook does)."""
     cells = _cells(exercise.chapter)
     i = next(i for i, c in enumerate(cells) if _source(c).strip() == exercise.checker_source)
-    j = max(k for k in range(i) if "solution" in cells[k].get("metadata", {}).get("tags", []))
-    return _source(cells[j])
+    return "\n\n".join(_source(cells[k]) for k in range(i)
+                       if "solution" in cells[k].get("metadata", {}).get("tags", []))
 
 
 def _namespace() -> dict:

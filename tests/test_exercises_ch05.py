@@ -248,3 +248,113 @@ def test_receding_horizon_checker_accepts_numpy_actions():
                                                                  action_horizon)])
 
     ch05.check_receding_horizon(numpy_rows)
+
+
+# ---------------------------------------------------------------- 5.5 a DDIM planner in the simulator (build)
+
+def ddim_plan(model, window, noise, steps=10, first=99, *, encode=True, clip="x0", decode=True, last=True):
+    """DDIM-10 from step 99, with switches for the wrong builds."""
+    obs = (model.encode_obs(window) if encode else model.obs_norm.encode(window))[None]
+    ab = torch.cumprod(1 - model.beta, 0).float()
+    ts = torch.linspace(first, 1, steps).round().long().tolist()
+    x = noise[None]
+    with torch.no_grad():
+        for i, t in enumerate(ts):
+            s = ts[i + 1] if i + 1 < len(ts) else 0
+            eps = model(x, torch.full((1,), t), obs)
+            x0 = (x - (1 - ab[t]).sqrt() * eps) / ab[t].sqrt()
+            if clip != "none":
+                x0 = x0.clamp(-1, 1)
+            if clip == "x0":
+                eps = (x - ab[t].sqrt() * x0) / (1 - ab[t]).sqrt()
+            if s == 0 and not last:
+                break
+            x = ab[s].sqrt() * x0 + (1 - ab[s]).sqrt() * eps
+    x = x.clamp(-1, 1)
+    return model.act_norm.decode(x)[0] if decode else x[0]
+
+
+def make_episode(plan=ddim_plan, controller=receding_horizon, *, reseed=False, env_seed=True, score="max"):
+    def episode(model, seed, n_steps):
+        from ddpm_nb.policy import make_env
+
+        env = make_env()
+        obs, _ = env.reset(seed=seed) if env_seed else env.reset()
+        g = torch.Generator().manual_seed(seed)
+        rewards = []
+
+        def planner(window):
+            if reseed:
+                g.manual_seed(seed)
+            return plan(model, window, torch.randn(16, 2, generator=g))
+
+        def step(action):
+            obs, reward, *_ = env.step(np.asarray(action, dtype=np.float64))
+            rewards.append(reward)
+            return torch.tensor(obs, dtype=torch.float32)
+
+        actions = controller(planner, step, torch.tensor(obs, dtype=torch.float32), n_steps, 2, 8)
+        return actions, {"max": max, "last": lambda r: r[-1], "mean": np.mean}[score](rewards)
+
+    return episode
+
+
+def test_ddim_planner_right_build_passes(capsys):
+    pytest.importorskip("gym_pusht")
+    ch05.check_ddim_planner(ddim_plan, make_episode())
+    out = capsys.readouterr().out
+    assert "✓ Exercise 5.5 passed" in out and out.count("your score") == 2
+
+
+def test_ddim_planner_stub_not_done():
+    with pytest.raises(ExerciseNotDone, match="5.5"):
+        ch05.check_ddim_planner(stub, make_episode())
+
+
+@pytest.mark.parametrize("plan, match", [
+    (lambda *a: ddim_plan(*a, decode=False), "Map the chunk back to pixels with model.act_norm.decode"),
+    (lambda m, w, n: ddim_plan(m, w, n, first=100), "Start the grid at step first = 99"),
+    (lambda *a: ddim_plan(*a, clip="none"), "Clip the predicted x0 to \\[-1, 1\\] at every step"),
+    (lambda *a: ddim_plan(*a, clip="x0_only"), "recompute ε = "),
+    (lambda *a: ddim_plan(*a, last=False), "The last step goes from t = 1 to 0"),
+    (lambda m, w, n: ddim_plan(m, w, n, steps=20), "Hint: features = model.encode_obs"),
+    # raw states, normalised without the model's features (sin/cos, or keypoints): the network's input
+    # has the wrong width
+    (lambda *a: ddim_plan(*a, encode=False), "`<lambda>` raised"),
+])
+def test_ddim_planner_wrong_chunks(plan, match):
+    with pytest.raises(ExerciseWrong, match=match):
+        ch05.check_ddim_planner(plan, make_episode())
+
+
+@pytest.mark.parametrize("episode, match", [
+    (make_episode(reseed=True), "Every plan used the same noise"),
+    (make_episode(env_seed=False), "seed 100000: the first action differs"),
+    (make_episode(score="last"), "the score is the best reward of the episode"),
+    # the student's controller of exercise 5.3 with a slip: it re-plans at every step
+    (make_episode(controller=lambda p, s, o, n, t_o, t_a: receding_horizon(p, s, o, n, t_o, 1)),
+     "the actions agree up to step 1, then differ"),
+])
+def test_ddim_planner_wrong_episodes(episode, match):
+    pytest.importorskip("gym_pusht")
+    with pytest.raises(ExerciseWrong, match=match):
+        ch05.check_ddim_planner(ddim_plan, episode)
+
+
+def test_ddim_planner_calling_the_package_is_rejected():
+    from ddpm_nb import policy
+
+    def plan(model, window, noise):
+        return policy.make_planner(model)(window)
+
+    with pytest.raises(ExerciseWrong, match="the package's own answer"):
+        ch05.check_ddim_planner(plan, make_episode())
+
+    def episode(model, seed, n_steps):
+        ep = policy.rollout(policy.RecedingHorizonPolicy(lambda w: ddim_plan(model, w, torch.zeros(16, 2))),
+                            policy.make_env(), seed, n_steps)
+        return ep.actions, ep.score
+
+    pytest.importorskip("gym_pusht")
+    with pytest.raises(ExerciseWrong, match="the package's own answer"):
+        ch05.check_ddim_planner(ddim_plan, episode)

@@ -85,9 +85,9 @@ def test_checkers_fail_on_the_stub_and_pass_on_the_solution(path, capsys):
     setup_cell = cell_source(code_cells(load_notebook(path))[1])  # the chapter's imports
     dtype = torch.get_default_dtype()
     try:
+        ns: dict = {}  # one namespace a chapter: a build exercise uses the earlier exercises' answers
+        exec(setup_cell, ns)
         for stub, solution, checker in _exercise_triples(path):
-            ns: dict = {}
-            exec(setup_cell, ns)
             exec(stub, ns)
             with pytest.raises(ExerciseNotDone, match="NotImplementedError"):
                 exec(checker, ns)

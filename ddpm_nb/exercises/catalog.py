@@ -141,6 +141,7 @@ EXERCISES: tuple[Exercise, ...] = (
         "(c) The chunk lines up with the observation window (rows T_o - 1 onward are executed); says what "
         "the indices and windows become if it starts at the current step.",
     ),
+    _build("5.5", "a DDIM planner for the trained policy", ("ddim_plan", "episode"), "check_ddim_planner"),
     _code("6.1", "the coefficients of one step", "abc", "check_abc"),
     _code("6.2", "the block weights", "block_weight", "check_block_weight"),
     _code("6.3", "one inference step", "inference_step", "check_inference_step"),
@@ -159,6 +160,7 @@ EXERCISES: tuple[Exercise, ...] = (
         "At inference its input comes from the other blocks' predictions, so their errors reach it "
         "unchecked (train/inference mismatch).",
     ),
+    _build("6.5", "one block's training step", ("block_optimiser", "block_step"), "check_noprop_block"),
 )
 
 _BY_ID = {e.id: e for e in EXERCISES}

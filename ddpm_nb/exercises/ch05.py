@@ -1,5 +1,6 @@
 """Checkers for chapter 5 (Diffusion Policy: the window sampler, the min-max normaliser, the receding
-horizon). The right answers are the package's own: `window_index`, `MinMax`, `RecedingHorizonPolicy`."""
+horizon; exercise 5.5's DDIM planner is checked in `ch05_planner`). The right answers are the package's
+own: `window_index`, `MinMax`, `RecedingHorizonPolicy`."""
 
 from __future__ import annotations
 
@@ -11,14 +12,16 @@ import torch
 from ..policy.planners import RecedingHorizonPolicy
 from ..policy.windows import MinMax, window_index
 from ._core import ExerciseWrong, attempt, close, diagnose, expect_tensor, passed
+from .ch05_planner import ANSWERS_55, check_ddim_planner
 
-__all__ = ["ANSWERS", "check_episode_windows", "check_minmax", "check_receding_horizon"]
+__all__ = ["ANSWERS", "check_episode_windows", "check_minmax", "check_receding_horizon", "check_ddim_planner"]
 
 # The package's own answers to each exercise: an answer that is one of them, or calls one, is rejected.
 ANSWERS: dict[str, tuple] = {
     "5.1": (window_index,),
     "5.2": (MinMax,),
     "5.3": (RecedingHorizonPolicy,),
+    "5.5": ANSWERS_55,  # exercise 5.5 (build: a DDIM planner in the simulator) is checked in ch05_planner
 }
 
 
