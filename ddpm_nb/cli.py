@@ -260,19 +260,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     p = sub.add_parser("info", help="print the version, the device and the data path in use")
     p.set_defaults(run=_cmd_info)
-    p = sub.add_parser("student", help="write the student edition (solution cells removed)",
-                       description="Write the student edition of the chapters: cells tagged "
-                                   "'solution' are removed; exercise stubs and checkers stay.")
-    p.add_argument("notebooks", nargs="*", help="notebooks to convert (default: notebooks/*.ipynb)")
-    p.add_argument("--out", default="student", help="output folder (default: ./student)")
-    p.set_defaults(run=_cmd_student)
-    p = sub.add_parser("teacher", help="write the teacher's edition (solutions, points, model answers)",
-                       description="Write the teacher's edition: the chapters with their solutions open, "
-                                   "each exercise's points, a model answer and rubric for each think "
-                                   "exercise, and TEACHER.md (points, run times, the course's commands).")
-    p.add_argument("notebooks", nargs="*", help="chapters to convert (default: notebooks/*.ipynb)")
-    p.add_argument("--out", default="teacher", help="output folder (default: ./teacher)")
-    p.set_defaults(run=_cmd_teacher)
+    for name, run, help, description in (
+            ("student", _cmd_student, "write the student edition (solution cells removed)",
+             "Write the student edition of the chapters: cells tagged 'solution' are removed; exercise "
+             "stubs and checkers stay."),
+            ("teacher", _cmd_teacher, "write the teacher's edition (solutions, points, model answers)",
+             "Write the teacher's edition: the chapters with their solutions open, each exercise's "
+             "points, a model answer and rubric for each think exercise, and TEACHER.md (points, run "
+             "times, the course's commands).")):
+        p = sub.add_parser(name, help=help, description=description)
+        p.add_argument("notebooks", nargs="*", help="chapters to convert (default: notebooks/*.ipynb)")
+        p.add_argument("--out", default=name, help=f"output folder (default: ./{name})")
+        p.set_defaults(run=run)
 
     p = sub.add_parser("grade", help="grade students' notebooks into a gradebook (JSON, CSV)",
                        description="Run each submitted notebook (a student-edition chapter, filled in) in a "

@@ -23,7 +23,8 @@ from .errors import UserError
 from .files import write_json
 
 __all__ = ["SOLUTION_TAG", "EXERCISE_TAG", "SHOWS_ANSWER_TAG", "student_notebook", "make_student_edition",
-           "nbgrader_meta", "chapter_exercises", "answer_leaks", "cell_tags"]
+           "nbgrader_meta", "chapter_exercises", "answer_leaks", "cell_tags", "convert_notebooks",
+           "write_notebooks"]
 
 SOLUTION_TAG, EXERCISE_TAG, SHOWS_ANSWER_TAG = "solution", "exercise", "shows-answer"
 HIDDEN_NOTE = ("*(The student edition leaves out this cell: it prints the code of a package function that "
@@ -102,12 +103,10 @@ def student_notebook(nb: dict, name: str = "notebook", *, keep_outputs: bool = F
     return {**nb, "metadata": metadata, "cells": [banner, *cells]}
 
 
-def make_student_edition(notebooks: list[str | Path], out_dir: str | Path) -> list[Path]:
-    """Write the student edition of each notebook into out_dir; returns the written paths.
-
-    Every notebook is converted before anything is written, and each file is written to a
-    temporary name and renamed, so a bad input leaves nothing half-written.
-    """
+def convert_notebooks(notebooks: list[str | Path], out_dir: str | Path, convert) -> list[tuple[str, dict]]:
+    """[(file name, convert(notebook, name))] for each notebook, all read and converted before anything
+    is written (a bad input is one UserError and leaves nothing half-written); the output folder may
+    not be the sources' folder, so the book's own files are never overwritten."""
     out_dir = Path(out_dir)
     paths = [Path(p) for p in notebooks]
     if not paths:
@@ -123,13 +122,26 @@ def make_student_edition(notebooks: list[str | Path], out_dir: str | Path) -> li
             nb = json.loads(p.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
             raise UserError(f"{p} is not valid notebook JSON ({e}).") from e
-        converted.append((p.name, student_notebook(nb, str(p))))
+        converted.append((p.name, convert(nb, p.name)))
+    return converted
+
+
+def write_notebooks(converted: list[tuple[str, dict]], out_dir: str | Path) -> list[Path]:
+    """Write each (name, notebook) into out_dir, atomically and readable by all (0644)."""
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
     for name, nb in converted:
-        write_json(out_dir / name, nb, indent=1)  # atomic, readable by all (0644)
-        written.append(out_dir / name)
-    return written
+        write_json(out_dir / name, nb, indent=1)
+    return [out_dir / name for name, _ in converted]
+
+
+def make_student_edition(notebooks: list[str | Path], out_dir: str | Path) -> list[Path]:
+    """Write the student edition of each notebook into out_dir; returns the written paths.
+
+    Every notebook is converted before anything is written, and each file is written to a
+    temporary name and renamed, so a bad input leaves nothing half-written.
+    """
+    return write_notebooks(convert_notebooks(notebooks, out_dir, student_notebook), out_dir)
 
 
 # ---------------------------------------------------------------------------------------------- leaks

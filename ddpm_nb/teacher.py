@@ -13,8 +13,8 @@ from pathlib import Path
 
 from .errors import UserError
 from .exercises.catalog import CHAPTERS, EXERCISES, POINTS, Exercise, chapter_of, exercises_of
-from .files import atomic_open, write_json
-from .student import SOLUTION_TAG, cell_tags
+from .files import atomic_open
+from .student import SOLUTION_TAG, cell_tags, convert_notebooks, write_notebooks
 
 __all__ = ["teacher_notebook", "teacher_guide", "make_teacher_edition"]
 
@@ -116,28 +116,9 @@ def teacher_guide() -> str:
 def make_teacher_edition(notebooks: list[str | Path], out_dir: str | Path) -> list[Path]:
     """Write the teacher's edition of each chapter and TEACHER.md into out_dir; returns the paths.
     Everything is converted before anything is written; each file is written atomically."""
-    out_dir = Path(out_dir)
-    paths = [Path(p) for p in notebooks]
-    if not paths:
-        raise UserError("Give at least one notebook (e.g. notebooks/*.ipynb).")
-    converted = []
-    for p in paths:
-        if p.suffix != ".ipynb" or not p.is_file():
-            raise UserError(f"{p} is not a notebook file (.ipynb).")
-        if p.resolve().parent == out_dir.resolve():
-            raise UserError(f"The output folder {out_dir} holds the source {p.name}: choose another folder.")
-        try:
-            nb = json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise UserError(f"{p} is not valid notebook JSON ({e}).") from e
-        converted.append((p.name, teacher_notebook(nb, p.name)))
+    converted = convert_notebooks(notebooks, out_dir, teacher_notebook)
     guide = teacher_guide()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, nb in converted:
-        write_json(out_dir / name, nb, indent=1)
-        written.append(out_dir / name)
-    with atomic_open(out_dir / "TEACHER.md", "w") as f:
+    written = write_notebooks(converted, out_dir)
+    with atomic_open(Path(out_dir) / "TEACHER.md", "w") as f:
         f.write(guide)
-    written.append(out_dir / "TEACHER.md")
-    return written
+    return [*written, Path(out_dir) / "TEACHER.md"]
