@@ -95,6 +95,8 @@ EXERCISES: tuple[Exercise, ...] = (
         "Names the pair (x_{t-1}, x_t) as a Markov state and a cost (doubled dimension or degenerate "
         "noise).",
     ),
+    _build("1.5", "the forward chain and its closed form", ("forward_chain", "jump", "combined_noise"),
+           "check_forward_chain"),
     _code("2.1", "the posterior mean", "posterior_mean", "check_posterior_mean"),
     _code("2.2", "KL of two Gaussians", "kl", "check_gaussian_kl"),
     _code("2.3", "from noise to data", "x0_from_noise", "check_x0_from_eps"),
