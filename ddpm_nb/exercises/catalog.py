@@ -113,6 +113,7 @@ EXERCISES: tuple[Exercise, ...] = (
         "Says why the small-t difference matters for the bound but not for samples (log variance ratio "
         "against tiny absolute noise).",
     ),
+    _build("2.5", "the terms of the ELBO", "elbo_terms", "check_elbo_terms"),
     _code("3.1", "one ancestral step", "ddpm_step", "check_ddpm_step"),
     _code("3.2", "the DDIM update", "ddim_step", "check_ddim_step"),
     _code("3.3", "Langevin", "langevin_step", "check_langevin_step"),
