@@ -224,3 +224,121 @@ def test_expect_tensor():
         _core.expect_tensor("9.9", [0.0], (1,))
     with pytest.raises(ExerciseWrong, match="not ndarray"):
         _core.expect_tensor("9.9", np.zeros(1), (1,))
+
+
+# ---------------------------------------------------------------- 1.5 (build) the chain and its closed form
+
+
+def make_chain(noise=lambda b: b.sqrt(), signal=lambda b: (1 - b).sqrt(), shift=0, row=lambda t: t,
+               with_x0=True):
+    def forward_chain(x0, beta, eps):
+        path = [x0]
+        for t in range(1, beta.shape[0]):
+            b = beta[t - shift]
+            path.append(signal(b) * path[-1] + noise(b) * eps[row(t)])
+        return torch.stack(path if with_x0 else path[1:])
+    return forward_chain
+
+
+def jump(x0, t, alpha_bar, eps_bar):
+    return alpha_bar[t].sqrt() * x0 + (1 - alpha_bar[t]).sqrt() * eps_bar
+
+
+def make_combined(shrink=True, normalise=True):
+    def combined_noise(eps, beta):
+        ab = torch.cumprod(1 - beta, 0)
+        bar = [torch.zeros_like(eps[0])]
+        for t in range(1, beta.shape[0]):
+            keep = (1 - beta[t]) * (1 - ab[t - 1]) if shrink else 1 - ab[t - 1]
+            bar.append((keep.sqrt() * bar[-1] + beta[t].sqrt() * eps[t]) / (1 - ab[t]).sqrt())
+        bar = torch.stack(bar)
+        return bar if normalise else (1 - ab).sqrt().reshape(-1, 1, 1) * bar
+    return combined_noise
+
+
+def combined_from_chain(eps, beta):
+    """Another right answer: run the chain from x_0 = 0 and rescale."""
+    ab = torch.cumprod(1 - beta, 0)
+    path = make_chain()(torch.zeros_like(eps[0]), beta, eps)
+    out = torch.zeros_like(path)
+    out[1:] = path[1:] / (1 - ab[1:]).sqrt().reshape(-1, 1, 1)
+    return out
+
+
+@pytest.mark.parametrize("combined", [make_combined(), combined_from_chain])
+def test_forward_chain_right_build_passes(combined, capsys):
+    ch01.check_forward_chain(make_chain(), jump, combined)
+    assert capsys.readouterr().out.startswith("✓ Exercise 1.5 passed")
+
+
+def test_forward_chain_stub_not_done():
+    with pytest.raises(ExerciseNotDone, match="1.5: `combined_noise_stub` still raises"):
+        def combined_noise_stub(eps, beta):
+            raise NotImplementedError
+        ch01.check_forward_chain(make_chain(), jump, combined_noise_stub)
+
+
+@pytest.mark.parametrize("chain, match", [
+    (make_chain(noise=lambda b: b), "`forward_chain`: the noise is scaled by β_t"),
+    (make_chain(signal=lambda b: 1 - b), "`forward_chain`: the signal is scaled by \\(1 - β_t\\)"),
+    (make_chain(shift=1), "step t used β_\\{t-1\\}"),
+    (make_chain(row=lambda t: t - 1), "step t used eps\\[t - 1\\]"),
+    (make_chain(row=lambda t: 1), "every step used the same noise"),
+    (make_chain(with_x0=False), "has 30 rows; it needs T \\+ 1 = 31"),
+    (make_chain(noise=lambda b: (b / 2).sqrt()), "largest error .* Hint: path\\[0\\] = x0"),
+])
+def test_forward_chain_wrong_chains(chain, match):
+    with pytest.raises(ExerciseWrong, match=match):
+        ch01.check_forward_chain(chain, jump, make_combined())
+
+
+@pytest.mark.parametrize("wrong, match", [
+    (lambda x0, t, ab, e: ab[t] * x0 + (1 - ab[t]) * e, "`jump`: the square roots are missing"),
+    (lambda x0, t, ab, e: jump(x0, t - 1, ab, e), "`jump`: you used ᾱ_\\{t-1\\}"),
+    (lambda x0, t, ab, e: ab[t].sqrt() * (x0 + e), "`jump`: the noise is scaled by sqrt\\(ᾱ_t\\)"),
+])
+def test_forward_chain_wrong_jumps(wrong, match):
+    with pytest.raises(ExerciseWrong, match=match):
+        ch01.check_forward_chain(make_chain(), wrong, make_combined())
+
+
+def plain_average(eps, beta):
+    steps = torch.arange(1, beta.shape[0], dtype=eps.dtype).reshape(-1, 1, 1)
+    return torch.cat([torch.zeros_like(eps[:1]), torch.cumsum(eps[1:], 0) / steps.sqrt()])
+
+
+@pytest.mark.parametrize("wrong, match", [
+    (make_combined(normalise=False), "returned the noise part of x_t"),
+    (plain_average, "not the plain average"),
+    (make_combined(shrink=False), "also shrinks the earlier noise by sqrt\\(α_t\\)"),
+    (lambda eps, beta: eps.clone(), "returned the step noises themselves"),
+    (lambda eps, beta: make_combined()(eps, beta)[1:], "ε̄ from `combined_noise` has 30 rows"),
+])
+def test_forward_chain_wrong_combined_noise(wrong, match):
+    with pytest.raises(ExerciseWrong, match=match):
+        ch01.check_forward_chain(make_chain(), jump, wrong)
+
+
+def test_forward_chain_that_calls_the_package_is_rejected():
+    import ddpm_nb as nb
+
+    def by_q_step(x0, beta, eps):
+        path = [x0]
+        for t in range(1, beta.shape[0]):
+            path.append(nb.q_step(path[-1], beta[t], eps[t]))
+        return torch.stack(path)
+
+    with pytest.raises(ExerciseWrong, match="the package's own answer .*q_step"):
+        ch01.check_forward_chain(by_q_step, jump, make_combined())
+    with pytest.raises(ExerciseWrong, match="the package's own answer"):
+        ch01.check_forward_chain(make_chain(), lambda x0, t, ab, e: nb.q_sample(x0, t, ab, e),
+                                 make_combined())
+
+
+def test_forward_chain_checker_inputs_are_copies():
+    def in_place(x0, beta, eps):
+        out = make_chain()(x0, beta, eps)
+        eps.mul_(0), beta.mul_(0)
+        return out
+
+    ch01.check_forward_chain(in_place, jump, make_combined())

@@ -95,6 +95,8 @@ EXERCISES: tuple[Exercise, ...] = (
         "Names the pair (x_{t-1}, x_t) as a Markov state and a cost (doubled dimension or degenerate "
         "noise).",
     ),
+    _build("1.5", "the forward chain and its closed form", ("forward_chain", "jump", "combined_noise"),
+           "check_forward_chain"),
     _code("2.1", "the posterior mean", "posterior_mean", "check_posterior_mean"),
     _code("2.2", "KL of two Gaussians", "kl", "check_gaussian_kl"),
     _code("2.3", "from noise to data", "x0_from_noise", "check_x0_from_eps"),
@@ -111,6 +113,7 @@ EXERCISES: tuple[Exercise, ...] = (
         "Says why the small-t difference matters for the bound but not for samples (log variance ratio "
         "against tiny absolute noise).",
     ),
+    _build("2.5", "the terms of the ELBO", "elbo_terms", "check_elbo_terms"),
     _code("3.1", "one ancestral step", "ddpm_step", "check_ddpm_step"),
     _code("3.2", "the DDIM update", "ddim_step", "check_ddim_step"),
     _code("3.3", "Langevin", "langevin_step", "check_langevin_step"),
