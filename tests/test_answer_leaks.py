@@ -2,9 +2,10 @@
 
 `ddpm_nb.student.answer_leaks` compares every output (markup and whitespace stripped) with the bodies of
 the chapter's solution cells and of the package's own answers (`ANSWERS` of each checker module). Here:
-the cells that `nb.show` an answer (chapter 1's `q_step`, chapter 2's `diffusion_term`, chapter 5's
-`window_index` and `MinMax`) leak when their `shows-answer` tag is taken away, and not with it; the site
-test checks the executed chapters of the book's own build.
+the cells that `nb.show` an answer (chapter 1's `q_step`, chapter 2's `diffusion_term`, chapter 3's
+`l_simple` and `sample_ddpm`, chapter 4's `sample_dpm_solver`, chapter 5's `window_index` and `MinMax`)
+leak when their `shows-answer` tag is taken away, and not with it; the site test checks the executed
+chapters of the book's own build.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ def _with_show_outputs(stem: str) -> dict:
     from ddpm_nb.policy.windows import MinMax, window_index
 
     names = {"nb.q_step": nb.q_step, "window_index": window_index, "MinMax": MinMax,
-             "elbo.diffusion_term": elbo.diffusion_term}
+             "elbo.diffusion_term": elbo.diffusion_term,
+             "nb.elbo.l_simple": nb.elbo.l_simple, "nb.sample_ddpm": nb.sample_ddpm,
+             "nb.samplers.sample_dpm_solver": nb.samplers.sample_dpm_solver}
     chapter = json.loads((ROOT / "notebooks" / f"{stem}.ipynb").read_text())
     for cell in chapter["cells"]:
         if SHOWS_ANSWER_TAG in cell.get("metadata", {}).get("tags", []):
@@ -51,6 +54,11 @@ def _with_show_outputs(stem: str) -> dict:
 
 @pytest.mark.parametrize("stem, shown", [("01_markov", ["ddpm_nb.diffusion.q_step (answers exercise 1.1)"]),
                                          ("02_elbo", ["ddpm_nb.elbo.diffusion_term (answers exercise 2.5)"]),
+                                         ("03_ddpm", ["ddpm_nb.elbo.l_simple (answers exercise 3.4)",
+                                                      "ddpm_nb.samplers.discrete.sample_ddpm (answers "
+                                                      "exercise 3.4)"]),
+                                         ("04_sde_ode", ["ddpm_nb.samplers.continuous.sample_dpm_solver "
+                                                         "(answers exercise 4.4)"]),
                                          ("05_diffusion_policy", ["window_index (answers exercise 5.1)",
                                                                   "MinMax.encode (answers exercise 5.2)"])])
 def test_a_cell_that_shows_an_answer_leaks_unless_the_edition_hides_it(stem, shown):
