@@ -91,7 +91,9 @@ def teacher_guide() -> str:
     from .prose import runtime_words
 
     lines = GUIDE_HEAD.splitlines() + [
-             "", f"Points: {POINTS['code']} a code exercise, {POINTS['think']} a think exercise.", "",
+             "", f"Points: {POINTS['code']} a code exercise, {POINTS['build']} a build exercise (a larger "
+                 f"piece of the book, built from the chapter's parts), {POINTS['think']} a think exercise.",
+             "",
              "| exercise | title | kind | points | graded |", "|---|---|---|---|---|"]
     for e in EXERCISES:
         lines.append(f"| {e.id} | {e.title} | {e.kind} | {e.points} | {HOW[e.kind]} |")
