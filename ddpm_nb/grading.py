@@ -33,6 +33,7 @@ from pathlib import Path
 from .errors import UserError
 from .exercises.catalog import CHAPTERS, Exercise, exercises_of
 from .progress import progress_bar
+from .student import checker_cells
 
 __all__ = ["grade", "grade_notebook", "gradebook_csv", "SANDBOX_SOURCE", "DEFAULT_CELL_TIMEOUT",
            "DEFAULT_TIMEOUT"]
@@ -166,11 +167,6 @@ def _read(path: Path) -> tuple[dict | None, str | None]:
     return nb, None
 
 
-def _source(cell: dict) -> str:
-    src = cell.get("source", "")
-    return "".join(src) if isinstance(src, list) else str(src)
-
-
 def _grade_id(cell: dict) -> str | None:
     meta = cell.get("metadata")
     return (meta.get("nbgrader") or {}).get("grade_id") if isinstance(meta, dict) else None
@@ -180,8 +176,7 @@ def _find_cells(cells: list[dict], exercise: Exercise) -> tuple[int | None, int 
     """(index of the checker cell, index of the answer cell) of `exercise` in the submission."""
     checker = next((i for i, c in enumerate(cells) if _grade_id(c) == f"check-{exercise.id}"), None)
     if checker is None:  # no nbgrader metadata (e.g. the book's own chapter): find the checker's line
-        checker = next((i for i, c in enumerate(cells) if c.get("cell_type") == "code"
-                        and _source(c).strip() == exercise.checker_source), None)
+        checker = next(iter(checker_cells(cells, exercise)), None)
     answer = next((i for i, c in enumerate(cells) if _grade_id(c) == f"answer-{exercise.id}"), None)
     return checker, answer
 

@@ -24,7 +24,7 @@ from .files import write_json
 
 __all__ = ["SOLUTION_TAG", "EXERCISE_TAG", "SHOWS_ANSWER_TAG", "student_notebook", "make_student_edition",
            "nbgrader_meta", "chapter_exercises", "answer_leaks", "cell_tags", "convert_notebooks",
-           "write_notebooks"]
+           "write_notebooks", "cell_source", "checker_cells"]
 
 SOLUTION_TAG, EXERCISE_TAG, SHOWS_ANSWER_TAG = "solution", "exercise", "shows-answer"
 HIDDEN_NOTE = ("*(The student edition leaves out this cell: it prints the code of a package function that "
@@ -55,12 +55,23 @@ def chapter_exercises(name: str) -> list:
     return exercises_of(chapter) if chapter else []
 
 
+def cell_source(cell: dict) -> str:
+    """A cell's source as one string (nbformat allows a list of lines)."""
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else str(src)
+
+
+def checker_cells(cells: list[dict], exercise) -> list[int]:
+    """Indices of the code cells that read the exercise's checker line (the catalog's `checker_source`)."""
+    return [i for i, c in enumerate(cells) if c.get("cell_type") == "code"
+            and cell_source(c).strip() == exercise.checker_source]
+
+
 def _mark_exercises(cells: list[dict], exercises: list) -> None:
     """Give each checker cell of the catalog (found by its one line) and the stub before it nbgrader's
     metadata; a checker cell missing from the chapter is an error (the catalog and the book disagree)."""
     for e in (e for e in exercises if e.checked):
-        hits = [i for i, c in enumerate(cells) if c["cell_type"] == "code"
-                and "".join(c["source"]).strip() == e.checker_source]
+        hits = checker_cells(cells, e)
         if len(hits) != 1:
             raise UserError(f"Exercise {e.id}: the chapter has {len(hits)} checker cells reading "
                             f"{e.checker_source!r}, expected one.")
@@ -179,7 +190,7 @@ def _answer_sources(nb: dict, exercises: list) -> list[tuple[str, str]]:
 
     from .exercises._core import answer_functions
 
-    found = [(f"the solution cell of exercise {e.id}", _source(c)) for e, c in
+    found = [(f"the solution cell of exercise {e.id}", cell_source(c)) for e, c in
              zip([e for e in exercises if e.checked],
                  [c for c in nb["cells"] if SOLUTION_TAG in cell_tags(c)], strict=False)]
     for e in exercises:
@@ -194,11 +205,6 @@ def _answer_sources(nb: dict, exercises: list) -> list[tuple[str, str]]:
                     continue
                 found.append((f"{f.__module__}.{f.__qualname__} (answers exercise {e.id})", src))
     return found
-
-
-def _source(cell: dict) -> str:
-    src = cell.get("source", "")
-    return "".join(src) if isinstance(src, list) else src
 
 
 def _output_text(output: dict) -> str:
