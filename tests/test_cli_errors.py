@@ -132,3 +132,10 @@ def test_the_console_script_gives_no_traceback(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip().startswith("ddpm-nb eval: No checkpoint at")
+
+
+def test_python_dash_m_runs_the_same_command_line(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "ddpm_nb", "eval", "pusht", "--checkpoint",
+                          str(tmp_path / "x.pt")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().startswith("ddpm-nb eval: No checkpoint at")
