@@ -31,7 +31,7 @@ def test_a_tiny_run_writes_the_four_rows(book_data, tmp_path):
     rows = result["rows"]
     assert [(r["method"], r.get("workers", r.get("threads"))) for r in rows] == [
         ("noprop", 1), ("noprop", 2), ("backprop", 1), ("backprop", 2)]
-    assert all(r["steps_timed"] == 1 and r["seconds_per_epoch"] > 0 for r in rows)
+    assert all(r["steps_timed"] == 1 and r["seconds_per_epoch"] > 0 and r["cores_busy"] > 0 for r in rows)
     assert all(("workers" in r) == (r["method"] == "noprop") for r in rows)
     per_epoch = result["steps_per_epoch"]
     assert per_epoch == -(-result["train_images"] // 4) and result["train_images"] > 50000

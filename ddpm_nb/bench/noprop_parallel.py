@@ -5,7 +5,10 @@ In one run, on this machine's CPU: NoProp-DT trained with its blocks split over 
 by back-propagation (the `noprop-backprop` recipe) on 1 and 2 torch threads; the same batch size, the
 same T blocks, the book's training loop for all four. Each row's time is the wall time of `steps`
 training steps after `warmup` steps (process start-up and first-step allocations left out), scaled to
-one epoch of the book split's training images. Beside them, the committed checkpoints' test accuracy.
+one epoch of the book split's training images. Each row's cores_busy (CPU seconds of its processes over
+wall seconds, in the timed span) says whether a second worker or thread got a core of its own: about 2
+for 2 workers on 2 free cores; about 1 where they shared one (another job on the machine), so their wall
+time could not halve. Beside the rows, the committed checkpoints' test accuracy.
 """
 
 from __future__ import annotations
@@ -56,7 +59,8 @@ def time_noprop(data: tuple[torch.Tensor, torch.Tensor], *, workers: int, steps:
     result = train_noprop_parallel(model, data, _config(RECIPES["noprop"], steps, warmup, batch_size),
                                    workers=workers, timed_from=warmup)
     return {"method": "noprop", "workers": workers, "seconds_per_step": result.timed_seconds / steps,
-            "steps_timed": steps, "blocks_per_worker": result.blocks}
+            "steps_timed": steps, "cores_busy": result.timed_cpu_seconds / result.timed_seconds,
+            "blocks_per_worker": result.blocks}
 
 
 def time_backprop(data: tuple[torch.Tensor, torch.Tensor], *, threads: int, steps: int, warmup: int,
@@ -70,18 +74,18 @@ def time_backprop(data: tuple[torch.Tensor, torch.Tensor], *, threads: int, step
 
     def clock(done: int, _loss: float) -> None:
         if done == warmup:
-            marks["start"] = time.perf_counter()
+            marks["start"], marks["start_cpu"] = time.perf_counter(), time.process_time()
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         recipe.fit(model, data, _config(RECIPES["backprop"], steps, warmup, batch_size), device="cpu",
                    progress=False, callback=clock)
-        seconds = time.perf_counter() - marks["start"]
+        seconds, cpu = time.perf_counter() - marks["start"], time.process_time() - marks["start_cpu"]
     finally:
         torch.set_num_threads(before)
     return {"method": "backprop", "threads": threads, "seconds_per_step": seconds / steps,
-            "steps_timed": steps}
+            "steps_timed": steps, "cores_busy": cpu / seconds}
 
 
 def _accuracies(dataset: str, test_images: int | None, seed: int) -> tuple[dict, dict]:

@@ -67,10 +67,13 @@ def split_blocks(T: int, workers: int) -> list[list[int]]:
 class ParallelResult(TrainResult):
     """`TrainResult` (the gathered model and EMA model, the mean block loss per step, the longest worker's
     training seconds) plus blocks (each worker's indices) and timed_seconds: wall time from the moment
-    every worker had finished step `timed_from` to the moment the last one finished (None: not timed)."""
+    every worker had finished step `timed_from` to the moment the last one finished (None: not timed);
+    timed_cpu_seconds: the CPU time the workers' processes spent in that span, summed (time.process_time),
+    so timed_cpu_seconds / timed_seconds is how many cores they kept busy."""
 
     blocks: list[list[int]]
     timed_seconds: float | None
+    timed_cpu_seconds: float | None
 
 
 def _owns(name: str, chosen: list[int], T: int) -> bool:
@@ -101,12 +104,12 @@ def _train_blocks(rank: int, job: dict, barrier) -> dict:
             if done == timed_from:
                 if barrier is not None:
                     barrier.wait(timeout=600)
-                marks["start"] = time.perf_counter()
+                marks["start"], marks["start_cpu"] = time.perf_counter(), time.process_time()
 
         result = train(model, None, job["data"], job["cfg"], device="cpu", state_path=job["state_path"],
                        desc=f"noprop worker {rank}", progress=False, step=step, optimizers=factory,
                        callback=callback if timed_from is not None else None)
-        marks["end"] = time.perf_counter()
+        marks["end"], marks["end_cpu"] = time.perf_counter(), time.process_time()
     finally:
         torch.set_num_threads(threads)
     own = {key: {k: v.clone() for k, v in m.state_dict().items() if _owns(k, chosen, model.T)}
@@ -210,9 +213,11 @@ def _gather(model: NoPropDT, init: dict, runs: list[list[int]], got: dict[int, d
     steps = len(got[0]["history"])
     history = [math.fsum(n * got[r]["history"][i] for r, n in enumerate(inner)) / model.T
                for i in range(steps)]
-    timed, marks = None, [got[r]["marks"] for r in range(len(runs))]
+    timed = cpu = None
+    marks = [got[r]["marks"] for r in range(len(runs))]
     if timed_from is not None and all("start" in m for m in marks):  # (a resumed run may start past it)
         timed = max(m["end"] for m in marks) - min(m["start"] for m in marks)
+        cpu = math.fsum(m["end_cpu"] - m["start_cpu"] for m in marks)
     return ParallelResult(model=model, ema_model=ema_model.eval(), history=history,
                           seconds=max(got[r]["seconds"] for r in got), steps=got[0]["steps"], blocks=runs,
-                          timed_seconds=timed)
+                          timed_seconds=timed, timed_cpu_seconds=cpu)
