@@ -90,3 +90,20 @@ def test_a_learned_embedding_and_a_bad_timing_are_refused():
         noprop.train_noprop_parallel(tiny(embed="learned", embed_dim=6), data(), CFG)
     with pytest.raises(ValueError, match="timed_from must lie in 1..steps-1"):
         noprop.train_noprop_parallel(tiny(), data(), CFG, timed_from=3)
+
+
+def test_a_worker_run_resumes_from_its_state_file(one_and_two, tmp_path):
+    x, y = data()
+    short = TrainConfig(**{**CFG.__dict__, "steps": 2})
+    noprop.train_noprop_parallel(tiny(), (x, y), short, workers=1, state_dir=tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["worker0-of-1.state.pt"]
+    resumed = noprop.train_noprop_parallel(tiny(), (x, y), CFG, workers=1, state_dir=tmp_path)
+    assert resumed.history == one_and_two[0].history
+    for k, v in one_and_two[0].ema_model.state_dict().items():
+        assert torch.equal(v, resumed.ema_model.state_dict()[k]), k
+
+
+def test_an_error_in_a_worker_is_the_parents_one_sentence():
+    small = torch.zeros(64, 1, 14, 14), torch.zeros(64, dtype=torch.int64)
+    with pytest.raises(ValueError, match=r"x must be a batch of 28x28 grey images"):
+        noprop.train_noprop_parallel(tiny(), small, CFG, workers=2, timed_from=1)
