@@ -122,7 +122,7 @@ def _worker(rank: int, job: dict, barrier, results) -> None:
     """A spawned worker: `_train_blocks`, its result sent back as bytes (or its error, as a string)."""
     try:
         results.put((rank, None, _to_bytes(_train_blocks(rank, job, barrier))))
-    except BaseException as err:  # noqa: BLE001 (the parent re-raises it; the others must not wait)
+    except BaseException as err:  # the parent re-raises it; the other workers must not wait for this one
         barrier.abort()
         kind = "user" if isinstance(err, UserError) else "".join(traceback.format_exception(err))
         results.put((rank, kind, str(err)))

@@ -73,7 +73,7 @@ def optimisers(model: NoPropDT, lr: float, weight_decay: float,
 def block_generators(generator: torch.Generator, chosen: Sequence[int]) -> list[torch.Generator]:
     """One fresh generator per chosen t for this step, on `generator`'s device: one draw of `generator`
     (the same single draw whichever blocks are chosen), then seed derive_seed(draw, "block t") for each t.
-    Block t's noise is so a function of the step's draw and t alone."""
+    So block t's noise is a function of the step's draw and t alone."""
     device = generator.device
     draw = int(torch.randint(2 ** 62, (1,), generator=generator, device=device).item())
     return [torch.Generator(device=device).manual_seed(derive_seed(draw, f"block {t}")) for t in chosen]
