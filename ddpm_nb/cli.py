@@ -193,6 +193,8 @@ _BENCH_ARGS = {
                            "points": a.points, "rtol": a.rtol, "seed": _seed(a), "out": a.json},
     "noprop": lambda a: {"checkpoint": a.checkpoint, "dataset": a.dataset, "batch_size": a.batch_size,
                          "seed": _seed(a)},
+    "noprop-parallel": lambda a: {"steps": a.steps or 20, "batch_size": a.batch_size, "dataset": a.dataset,
+                                  "seed": _seed(a), "test_images": a.test_images},
     "pusht-samplers": lambda a: {"checkpoint": a.checkpoint, "flow_checkpoint": a.flow_checkpoint,
                                  "episodes": a.episodes or 100, "seed": _seed(a, 100000),
                                  "workers": a.workers, "out": a.json},
@@ -311,7 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=_whole(1, "--samples"),
                    help="generated samples (images: 1000; samplers: 10000)")
     p.add_argument("--sampler", default="ddim", choices=("ddpm", "ddim"), help="images")
-    p.add_argument("--steps", type=_whole(1, "--steps"), help="sampler steps (images; default 50 for ddim)")
+    p.add_argument("--steps", type=_whole(1, "--steps"),
+                   help="sampler steps (images; default 50 for ddim); training steps timed "
+                        "(noprop-parallel; default 20)")
     p.add_argument("--samplers", type=_name_list(names.SAMPLERS, "sampler"),
                    help="comma-separated sampler names (samplers; default all): " + ", ".join(names.SAMPLERS))
     p.add_argument("--nfe", type=_int_list, default=[5, 10, 20, 50, 100, 1000],
@@ -324,9 +328,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ODE solver tolerance for the NLL (samplers)")
     p.add_argument("--seed", type=_whole(0, "--seed"),
                    help="random seed (default 12345; pusht-samplers: the first episode seed, 100000)")
-    p.add_argument("--dataset", default="fashion-mnist", choices=("fashion-mnist",), help="data set (noprop)")
+    p.add_argument("--dataset", default="fashion-mnist", choices=("fashion-mnist",),
+                   help="data set (noprop, noprop-parallel)")
     p.add_argument("--batch-size", type=_whole(2, "--batch-size"), default=128,
-                   help="training batch for the step timings (noprop)")
+                   help="training batch for the step timings (noprop, noprop-parallel)")
+    p.add_argument("--test-images", type=_whole(1, "--test-images"),
+                   help="test images the checkpoints are scored on (noprop-parallel; default all)")
     p.add_argument("--episodes", type=_whole(1, "--episodes"), help="episodes a row (pusht-samplers: 100)")
     p.add_argument("--workers", type=_whole(1, "--workers"), default=1,
                    help="processes the episodes are spread over (pusht-samplers)")

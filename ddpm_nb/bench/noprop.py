@@ -26,7 +26,7 @@ from ..noprop import (
 from ..progress import progress_bar
 from ..recipes import build, checkpoint_path
 
-__all__ = ["bench_noprop", "step_cost", "noprop_accuracies"]
+__all__ = ["bench_noprop", "step_cost", "noprop_accuracies", "checkpoint_accuracy"]
 
 
 def step_cost(model, x: torch.Tensor, y: torch.Tensor, *, repeats: int = 3, seed: int = 0,
@@ -93,6 +93,19 @@ def noprop_accuracies(model, x: torch.Tensor, y: torch.Tensor, *, seed: int = 0,
             "mean_path": accuracy(chains[8], y)}
 
 
+def checkpoint_accuracy(model, x: torch.Tensor, y: torch.Tensor, *, seed: int = 0,
+                        progress: bool = True) -> dict:
+    """The accuracy the book reports for a trained chapter-6 classifier on images x (N, 1, 28, 28), labels
+    y (N,): a NoPropDT's under NOPROP_INFERENCE (with every inference's, `noprop_accuracies`), any
+    other classifier's argmax. Returns {"test_accuracy", and for NoProp "test_accuracy_by_inference",
+    "inference"}."""
+    if isinstance(model, NoPropDT):
+        by = noprop_accuracies(model, x, y, seed=seed, progress=progress)
+        return {"test_accuracy_by_inference": by, "test_accuracy": by[NOPROP_INFERENCE],
+                "inference": NOPROP_INFERENCE}
+    return {"test_accuracy": accuracy(predict(model, x, progress=progress), y)}
+
+
 def bench_noprop(*, checkpoint: str | None = None, dataset: str = "fashion-mnist", batch_size: int = 128,
                  seed: int = 12345) -> dict:
     """NoProp-DT against the backprop chain, Fashion-MNIST (book split): accuracy of the committed
@@ -111,13 +124,7 @@ def bench_noprop(*, checkpoint: str | None = None, dataset: str = "fashion-mnist
     for key, recipe in (("noprop", "noprop"), ("backprop", "noprop-backprop")):
         path = Path(checkpoint) if (checkpoint and key == "noprop") else checkpoint_path(recipe)
         model, _ = load_weights(path, build, expect={"data": "fashion-mnist-labelled"}, map_location=device)
-        row = {}
-        if key == "noprop":
-            row["test_accuracy_by_inference"] = noprop_accuracies(model, x_test, y_test, seed=seed)
-            row["test_accuracy"] = row["test_accuracy_by_inference"][NOPROP_INFERENCE]
-            row["inference"] = NOPROP_INFERENCE
-        else:
-            row["test_accuracy"] = accuracy(predict(model, x_test, progress=True), y_test)
+        row = checkpoint_accuracy(model, x_test, y_test, seed=seed)
         row.update(step_cost(model, x_train[idx], y_train[idx], repeats=3, seed=seed, progress=True))
         row.update({"checkpoint": str(path), "checkpoint_sha256": file_sha256(path)})
         out[key] = row

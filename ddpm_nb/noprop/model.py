@@ -26,6 +26,7 @@ class NoPropDT(nn.Module):
     The classifier starts as logits = W_embed z (the nearest class of an orthonormal embedding), so a
     short run does not leave a random head on a good z_T. The schedule (NoProp convention) is rebuilt
     from the config: `model.alpha_bar`, `model.weights` (w_t) and `model.abc` (a, b, c), float32.
+    `model.net_config` holds the constructor's arguments (what rebuilds the same network elsewhere).
     """
 
     def __init__(self, T: int = 10, classes: int = 10, embed: str = "onehot", embed_dim: int | None = None,
@@ -36,6 +37,8 @@ class NoPropDT(nn.Module):
             raise UserError(f"Unknown class embedding {embed!r}: choose one of {', '.join(EMBEDDINGS)}.")
         d = classes if embed == "onehot" else int(embed_dim or classes)
         self.T, self.classes, self.d, self.eta, self.kind = T, classes, d, float(eta), embed
+        self.net_config = {"T": T, "classes": classes, "embed": embed, "embed_dim": embed_dim,
+                           "schedule": schedule, "eta": eta, "width": width}
         self.blocks = nn.ModuleList(DenoiseBlock(classes, d, width) for _ in range(T))
         if embed == "onehot":
             self.register_buffer("W_embed", torch.eye(classes))

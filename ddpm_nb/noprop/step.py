@@ -4,8 +4,10 @@ Block t (1..T) regresses the label embedding from a noisy z_{t-1} ~ q(z_{t-1}|y)
 classifier head (with the KL of z_0) is trained on its own output loss. No gradient crosses blocks:
 each loss's graph touches one block. `noprop_training(model, blocks=...)` gives the optimiser factory
 and the step function that `ddpm_nb.train.train` runs, for all blocks or any subset of them (so blocks
-can be trained by separate workers), with every guard of the loop (finite loss, resume checks,
-RNG rewind on Ctrl-C, bit-identical resume).
+can be trained by separate workers: `ddpm_nb.noprop.parallel`), with every guard of the loop (finite
+loss, resume checks, RNG rewind on Ctrl-C, bit-identical resume). With per_block_noise=True each block
+draws its noise from a generator of its own (`block_generators`), so what block t sees does not depend
+on which other blocks the same process trains.
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from ..train import TrainConfig, TrainResult, train
+from ..train import TrainConfig, TrainResult, derive_seed, train
 from .model import NoPropDT
 from .schedule import kl_z0, q_z
 
-__all__ = ["block_loss", "output_loss", "check_blocks", "optimisers", "noprop_step", "noprop_training",
-           "train_noprop"]
+__all__ = ["block_loss", "output_loss", "check_blocks", "optimisers", "block_generators", "noprop_step",
+           "noprop_training", "train_noprop"]
 
 Tensor = torch.Tensor
 
@@ -68,20 +70,34 @@ def optimisers(model: NoPropDT, lr: float, weight_decay: float,
             for t in check_blocks(model, blocks)]
 
 
+def block_generators(generator: torch.Generator, chosen: Sequence[int]) -> list[torch.Generator]:
+    """One fresh generator per chosen t for this step, on `generator`'s device: one draw of `generator`
+    (the same single draw whichever blocks are chosen), then seed derive_seed(draw, "block t") for each t.
+    So block t's noise is a function of the step's draw and t alone."""
+    device = generator.device
+    draw = int(torch.randint(2 ** 62, (1,), generator=generator, device=device).item())
+    return [torch.Generator(device=device).manual_seed(derive_seed(draw, f"block {t}")) for t in chosen]
+
+
 def noprop_step(model: NoPropDT, opts: list, x: Tensor, y: Tensor, generator: torch.Generator,
-                grad_clip: float | None = None, blocks: Sequence[int] | None = None) -> list[float]:
+                grad_clip: float | None = None, blocks: Sequence[int] | None = None, *,
+                per_block_noise: bool = False) -> list[float]:
     """One NoProp-DT step on a batch: for each chosen t (default 1..T, then T + 1 = the head), its loss,
     its backward, its optimiser (opts[i] belongs to the i-th chosen t); each graph is freed before the
-    next is built. Returns the losses in that order."""
+    next is built. Returns the losses in that order.
+
+    The noise comes from `generator` in block order (the committed checkpoints' runs), or with
+    per_block_noise=True from `block_generators(generator, chosen)`, one generator per block."""
     chosen = check_blocks(model, blocks)
     if len(opts) != len(chosen):
         raise UserError(f"noprop_step needs one optimiser per trained block: {len(chosen)} blocks, "
                         f"{len(opts)} optimisers.")
+    gens = block_generators(generator, chosen) if per_block_noise else [generator] * len(chosen)
     for opt in opts:
         opt.zero_grad(set_to_none=True)
     values = []
-    for t, opt in zip(chosen, opts, strict=True):
-        loss = block_loss(model, t, x, y, generator) if t <= model.T else output_loss(model, y, generator)
+    for t, opt, gen in zip(chosen, opts, gens, strict=True):
+        loss = block_loss(model, t, x, y, gen) if t <= model.T else output_loss(model, y, gen)
         loss.backward()
         if grad_clip is not None:
             nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], grad_clip)
@@ -91,8 +107,9 @@ def noprop_step(model: NoPropDT, opts: list, x: Tensor, y: Tensor, generator: to
     return values
 
 
-def noprop_training(model: NoPropDT, blocks: Sequence[int] | None = None):
-    """(optimiser factory, step function) for `ddpm_nb.train.train`: NoProp on the chosen blocks.
+def noprop_training(model: NoPropDT, blocks: Sequence[int] | None = None, *, per_block_noise: bool = False):
+    """(optimiser factory, step function) for `ddpm_nb.train.train`: NoProp on the chosen blocks
+    (per_block_noise: see `noprop_step`).
 
     The recorded loss is the mean of the chosen blocks' losses (the head's output loss is left out
     unless it is the only one trained): with all blocks, the mean of the T block losses.
@@ -104,7 +121,7 @@ def noprop_training(model: NoPropDT, blocks: Sequence[int] | None = None):
 
     def step(m: nn.Module, opts: list, batch, gen: torch.Generator, cfg: TrainConfig) -> float:
         x, y = batch
-        losses = noprop_step(m, opts, x, y, gen, cfg.grad_clip, chosen)
+        losses = noprop_step(m, opts, x, y, gen, cfg.grad_clip, chosen, per_block_noise=per_block_noise)
         inner = [v for t, v in zip(chosen, losses, strict=True) if t <= m.T] or losses
         return sum(inner) / len(inner)
 
