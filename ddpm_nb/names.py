@@ -11,6 +11,6 @@ SAMPLERS = ("ddpm", "ddim", "euler_maruyama", "euler", "heun", "dpm_solver", "un
 RECIPES = ("ddpm-2d", "ddpm-images", "fashion-classifier", "noprop", "noprop-backprop", "pusht",
            "pusht-flow", "pusht-bc")  # ddpm_nb.recipes.RECIPES
 BENCHMARKS = ("elbo", "images", "samplers", "noprop", "pusht-samplers")  # ddpm_nb.bench.BENCHMARKS
-POLICIES = ("diffusion", "bc")  # ddpm_nb.policy.evaluation.POLICIES
+POLICIES = ("diffusion", "flow", "bc")  # ddpm_nb.policy.evaluation.POLICIES
 EVALUATIONS = ("pusht",)
 DEVICES = ("cuda", "mps", "cpu")
