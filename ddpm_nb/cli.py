@@ -342,8 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="diffusion (checkpoints/pusht.pt), flow, its flow-matching twin "
                         "(checkpoints/pusht-flow.pt), or bc, the MSE baseline (checkpoints/pusht-bc.pt)")
     p.add_argument("--sampler", choices=names.SAMPLERS,
-                   help="diffusion only: ddim (default, 10 steps from step T-1) | ddpm | ...")
-    p.add_argument("--steps", type=_whole(1, "--steps"), help="sampler steps (ddim default 10; ddpm: all)")
+                   help="diffusion: dpm_solver (default, 5 steps from step T-1) | ddim | ddpm | ...")
+    p.add_argument("--steps", type=_whole(1, "--steps"),
+                   help="sampler steps (dpm_solver default 5, ddim 10, flow 10; ddpm: all)")
     p.add_argument("--first", type=_whole(1, "--first"),
                    help="step the reverse process starts from (default T-1; ddpm T)")
     p.add_argument("--checkpoint", help="policy checkpoint (default: the committed one)")
