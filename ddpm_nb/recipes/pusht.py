@@ -1,5 +1,6 @@
-"""Chapter 5's models: Diffusion Policy on PushT (state observations) and its MSE regression baseline,
-the same 1-D UNet (`ddpm_nb.policy.recipe_config` gives these configs back; a test checks they agree)."""
+"""Chapter 5's models: Diffusion Policy on PushT (state observations), its flow-matching twin and the MSE
+regression baseline, all 1-D UNets (`ddpm_nb.policy.recipe_config` gives these configs back; a test checks
+they agree)."""
 
 from __future__ import annotations
 
@@ -46,8 +47,9 @@ RECIPES = (
                    "flow": {"time_scale": 100.0}, "data": "pusht"},
            train=_POLICY, quick=_QUICK, data=load_pusht, fit=fit_policy),
     Recipe(name="pusht-bc",
-           what="The MSE regression baseline on PushT: the same 1-D UNet without a step input maps 2 "
-                "observations to the 16-step action chunk directly",
+           what="The MSE regression baseline on PushT: a 1-D UNet without a step input maps 2 "
+                "observations to the 16-step action chunk directly (the first chapter-5 run's settings: "
+                "sin/cos observations, widths [32, 64, 128])",
            config={"kind": POLICY_KIND, "objective": "regression", "features": "sincos",
                    "net": {**_BC_NET, "time_input": False}, "data": "pusht"},
            train=_BC, quick=_QUICK, data=load_pusht, fit=fit_policy),
