@@ -346,10 +346,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "S .. S+N-1 (S = 100000 for reported numbers), score = mean max reward.")
     p.add_argument("what", choices=names.EVALUATIONS, metavar="ENV", help=" | ".join(names.EVALUATIONS))
     p.add_argument("--policy", choices=names.POLICIES, default="diffusion",
-                   help="diffusion (checkpoints/pusht.pt) or bc, the MSE baseline (checkpoints/pusht-bc.pt)")
+                   help="diffusion (checkpoints/pusht.pt), flow, its flow-matching twin "
+                        "(checkpoints/pusht-flow.pt), or bc, the MSE baseline (checkpoints/pusht-bc.pt)")
     p.add_argument("--sampler", choices=names.SAMPLERS,
-                   help="diffusion only: ddim (default, 10 steps from step T-1) | ddpm | ...")
-    p.add_argument("--steps", type=_whole(1, "--steps"), help="sampler steps (ddim default 10; ddpm: all)")
+                   help="diffusion: dpm_solver (default, 5 steps from step T-1) | ddim | ddpm | ...")
+    p.add_argument("--steps", type=_whole(1, "--steps"),
+                   help="sampler steps (dpm_solver default 5, ddim 10, flow 10; ddpm: all)")
     p.add_argument("--first", type=_whole(1, "--first"),
                    help="step the reverse process starts from (default T-1; ddpm T)")
     p.add_argument("--checkpoint", help="policy checkpoint (default: the committed one)")

@@ -9,9 +9,9 @@ __all__ = ["SAMPLERS", "RECIPES", "BENCHMARKS", "POLICIES", "DEVICES", "EVALUATI
 # ddpm_nb.samplers.SAMPLERS
 SAMPLERS = ("ddpm", "ddim", "euler_maruyama", "euler", "heun", "dpm_solver", "unipc", "rk45")
 RECIPES = ("ddpm-2d", "ddpm-images", "fashion-classifier", "noprop", "noprop-backprop", "pusht",
-           "pusht-bc")  # ddpm_nb.recipes.RECIPES
+           "pusht-flow", "pusht-bc")  # ddpm_nb.recipes.RECIPES
 BENCHMARKS = ("elbo", "images", "samplers", "noprop", "noprop-parallel",
               "pusht-samplers")  # ddpm_nb.bench.BENCHMARKS
-POLICIES = ("diffusion", "bc")  # ddpm_nb.policy.evaluation.POLICIES
+POLICIES = ("diffusion", "flow", "bc")  # ddpm_nb.policy.evaluation.POLICIES
 EVALUATIONS = ("pusht",)
 DEVICES = ("cuda", "mps", "cpu")

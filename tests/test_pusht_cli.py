@@ -41,9 +41,11 @@ def data_root(monkeypatch):
 
 
 def test_recipes_store_the_configs_the_policy_builds():
-    assert recipes.get_recipe("pusht").config == recipe_config("diffusion")
+    wide = {"features": "keypoints", "down_dims": (48, 96, 192)}
+    assert recipes.get_recipe("pusht").config == recipe_config("diffusion", **wide)
+    assert recipes.get_recipe("pusht-flow").config == recipe_config("flow", **wide)
     assert recipes.get_recipe("pusht-bc").config == recipe_config("regression")
-    for name in ("pusht", "pusht-bc"):
+    for name in ("pusht", "pusht-flow", "pusht-bc"):
         model = recipes.build(recipes.get_recipe(name).config)
         assert model.config == recipes.get_recipe(name).config  # what a checkpoint stores comes back
 
@@ -69,7 +71,7 @@ def test_train_resume_and_eval_end_to_end(tmp_path, data_root, capsys):
                  "--seed", "0", "--json", str(report)]) == 0
     result = json.loads(report.read_text())
     assert FIELDS <= set(result) and result["episodes"] == 1 and result["policy"] == "diffusion"
-    assert result["sampler"] == "ddim" and result["steps"] == 10 and result["first"] == 99
+    assert result["sampler"] == "dpm_solver" and result["steps"] == 5 and result["first"] == 99
     assert 0 <= result["mean_score"] <= 1 and result["plans_per_second"] > 0
     assert result["command"].startswith("ddpm-nb eval pusht") and len(result["checkpoint_sha256"]) == 64
     assert result["threads"] == 1 and result["max_steps"] == 300 and result["success_threshold"] == 0.95
@@ -101,7 +103,7 @@ def test_planner_defaults_and_the_baseline_takes_no_sampler():
     from ddpm_nb.policy import PolicyModel
 
     planner = make_planner(PolicyModel(policy_config("diffusion", down_dims=(8, 16))))
-    assert (planner.sampler, planner.steps, planner.first) == ("ddim", 10, 99)
+    assert (planner.sampler, planner.steps, planner.first) == ("dpm_solver", 5, 99)  # DEFAULT_SAMPLER
     ddpm = make_planner(PolicyModel(policy_config("diffusion", down_dims=(8, 16))), "ddpm")
     assert (ddpm.steps, ddpm.first) == (100, 100)
     with pytest.raises(ValueError, match="takes no sampler"):

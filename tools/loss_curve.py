@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ddpm_nb.policy import save_loss_curve
+from ddpm_nb.checkpoints import save_loss_curve
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -37,7 +37,8 @@ from .planners import RecedingHorizonPolicy, make_planner
 __all__ = ["POLICIES", "evaluate_checkpoint", "evaluate_file", "evaluate_in_workers", "load_planner"]
 
 # What `ddpm-nb eval pusht --policy NAME` evaluates: NAME -> (recipe of the committed checkpoint, objective)
-POLICIES = {"diffusion": ("pusht", "diffusion"), "bc": ("pusht-bc", "regression")}
+POLICIES = {"diffusion": ("pusht", "diffusion"), "flow": ("pusht-flow", "flow"),
+            "bc": ("pusht-bc", "regression")}
 
 
 def load_planner(path: Path, objective: str, policy: str, sampler=None, steps=None, first=None):
@@ -58,8 +59,9 @@ def evaluate_checkpoint(policy: str = "diffusion", *, sampler: str | None = None
     """Load a PushT policy checkpoint, wrap it in the receding-horizon controller and score it on seeds
     seed .. seed + episodes - 1 (`evaluate`), in `workers` processes of `threads` torch threads each.
 
-    policy: "diffusion" or "bc" (the MSE baseline); checkpoint: default the committed one of its recipe
-    (checkpoints/pusht.pt, checkpoints/pusht-bc.pt). sampler, steps, first: as for `make_planner`.
+    policy: "diffusion", "flow" (flow matching) or "bc" (the MSE baseline); checkpoint: default the
+    committed one of its recipe (checkpoints/pusht.pt, pusht-flow.pt, pusht-bc.pt). sampler, steps,
+    first: as for `make_planner`.
     Returns `evaluate`'s dict plus policy and first.
     """
     if policy not in POLICIES:

@@ -230,7 +230,11 @@ class RecedingHorizonPolicy:
         return self.queue.popleft()
 
 
-DEFAULT_SAMPLER = ("ddim", 10)  # the chapter's planner: DDIM in 10 steps, from step T - 1 (default_first)
+# The default planner: DPM-Solver++(2M) in 5 steps from step T - 1 (default_first). Chosen on the tuning
+# seeds 0-199 (never the reporting ones): against DDIM-10 on the same 200 episodes it scored +0.011
+# ± 0.007 (paired SE) and succeeded -0.03 ± 0.045, a difference within noise, at 6 network evaluations
+# instead of 10, so it plans about 1.5x as many chunks a second.
+DEFAULT_SAMPLER = ("dpm_solver", 5)
 
 
 def default_first(sampler: str, T: int) -> int:
@@ -242,9 +246,9 @@ def default_first(sampler: str, T: int) -> int:
 
 def make_planner(model: PolicyModel, sampler: str | None = None, steps: int | None = None, *,
                  first: int | None = None, seed: int = 0) -> Planner:
-    """The planner of a trained policy: a `DiffusionPlanner` (default DDIM-10 from `default_first`) for a
-    diffusion policy, a `FlowPlanner` (Euler, default 10 steps) for a flow policy, a `RegressionPlanner`
-    for the baseline (which takes no sampler, steps or first)."""
+    """The planner of a trained policy: a `DiffusionPlanner` (default `DEFAULT_SAMPLER` from
+    `default_first`) for a diffusion policy, a `FlowPlanner` (Euler, default 10 steps) for a flow
+    policy, a `RegressionPlanner` for the baseline (which takes no sampler, steps or first)."""
     if model.objective == "flow":
         if sampler not in (None, "euler") or first is not None:
             raise UserError("A flow policy is sampled by Euler steps on its velocity: it takes --steps only "
