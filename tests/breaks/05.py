@@ -1,4 +1,5 @@
-"""Chapter 5's formulas, broken: the training windows and where a planner's randomness enters."""
+"""Chapter 5's formulas, broken: the training windows, where a planner's randomness enters, the clean
+chunk a flow velocity implies, and the paired difference the sampler sweep is judged by."""
 
 PATCH = '''
 import torch, ddpm_nb, ddpm_nb.policy as _p, ddpm_nb.policy.windows as _w
@@ -29,4 +30,18 @@ def _broken_sample(self, obs, x=None):
     x = torch.randn(shape, generator=self.generator, device=self.device)
     return _sample(self, obs, x.expand(obs.shape[0], -1, -1).contiguous())
 _pl.DiffusionPlanner.sample = _broken_sample
+
+import ddpm_nb.flow as _f
+def _broken_x0(xt, v, t):
+    # x0 read off the velocity with the noise's coefficient: x_t - (1 - t) v
+    tt = t.to(xt).reshape(-1, *([1] * (xt.dim() - 1)))
+    return xt - (1 - tt) * v
+_f.x0_from_velocity = _broken_x0
+
+import ddpm_nb.policy.stats as _s
+_paired = _s.paired_difference
+def _broken_paired(a, b):
+    # the paired difference taken the wrong way round: b - a
+    return _paired(b, a)
+_s.paired_difference = _broken_paired
 '''
