@@ -66,12 +66,9 @@ test: venv chromium
 	$(MAKE) --no-print-directory test-site
 	$(BIN)/python tools/claims.py _build/.jupyter_cache
 
-# Two pytest workers (the CI machine's two cores), each test file on one worker (module fixtures run
-# once), one torch thread per process: two processes spinning two OpenMP threads each on two cores
-# slow each other down several times over.
 test-unit: venv
 	$(BIN)/ruff check ddpm_nb tests tools
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not site" tests
+	$(BIN)/python -m pytest -q -m "not site" tests
 
 # nbval is the notebook test; what it executes (in the book's environment: no progress bars) is
 # stored in the book's execution cache (tools/nbval_cache.py), so the site build does not rerun it.
