@@ -1,8 +1,10 @@
 """`glue(name, value)`: hand a computed number to the prose, so no sentence can drift from its cell.
 
 The chapter's markdown cites it as ``{glue:text}`name:.3f` `` (myst-nb's glue roles); the site build
-fills it in from the executed notebook. Where myst-nb is not installed (a Colab kernel), `glue`
-does nothing and the markdown keeps the role's text.
+fills it in from the executed notebook. `glue` writes the output myst-nb reads (a display whose mime
+types carry the prefix `application/papermill.record/`, with `scrapbook` metadata naming the value)
+itself: importing `myst_nb.glue` costs about 2 s in every kernel (it loads nbformat's JSON-schema
+checks), and a Colab kernel has no myst-nb. Outside IPython it does nothing.
 """
 
 from __future__ import annotations
@@ -22,11 +24,24 @@ def glue(name: str, value) -> None:
         value = value.item()  # a 0-d tensor or NumPy scalar becomes a Python number
     if not isinstance(value, (numbers.Real, str)):
         raise UserError(f"glue({name!r}, ...) takes a number or a string, got {type(value).__name__}.")
-    try:
-        from myst_nb import glue as myst_glue
-    except ImportError:
+    from IPython import get_ipython
+
+    if get_ipython() is None:
         return
-    myst_glue(name, value, display=False)
+    from IPython.core.formatters import format_display_data
+
+    bundle, metadata = format_display_data(value)
+    metadata["scrapbook"] = {"name": name, "mime_prefix": GLUE_PREFIX}
+    _display({GLUE_PREFIX + mime: data for mime, data in bundle.items()}, raw=True, metadata=metadata)
+
+
+GLUE_PREFIX = "application/papermill.record/"  # what myst-nb's glue roles look for in an output
+
+
+def _display(*args, **kwargs) -> None:
+    from IPython.display import display
+
+    display(*args, **kwargs)
 
 
 def duration(seconds: float) -> str:

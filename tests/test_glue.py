@@ -11,12 +11,28 @@ from ddpm_nb import prose
 from ddpm_nb.errors import UserError
 
 
-def test_glue_takes_numbers_and_strings_and_refuses_the_rest(monkeypatch):
+def _shown(monkeypatch, where) -> list:
     got = []
-    monkeypatch.setattr("myst_nb.glue", lambda name, value, display: got.append((name, value, display)))
+    monkeypatch.setattr(where, lambda *a, **k: got.append((a, k)))
+    return got
+
+
+def test_glue_writes_what_myst_nb_glue_writes_and_refuses_the_rest(monkeypatch):
+    import IPython
+    import myst_nb.ext.glue
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: object())  # as in a kernel
+    ours = _shown(monkeypatch, "ddpm_nb.prose._display")
     prose.glue("score", torch.tensor(0.25))
     prose.glue("label", "ten")
-    assert got == [("score", 0.25, False), ("label", "ten", False)]
+    theirs = _shown(monkeypatch, "myst_nb.ext.glue.ipy_display")
+    myst_nb.ext.glue.glue("score", 0.25, display=False)
+    myst_nb.ext.glue.glue("label", "ten", display=False)
+    assert ours == theirs and len(ours) == 2
+    assert ours[0][0][0] == {"application/papermill.record/text/plain": "0.25"}
+    monkeypatch.setattr(IPython, "get_ipython", lambda: None)  # a plain Python process: nothing shown
+    prose.glue("score", 0.5)
+    assert len(ours) == 2
     with pytest.raises(UserError, match="number or a string"):
         prose.glue("x", [1, 2])
     with pytest.raises(UserError, match="glue name"):

@@ -30,3 +30,15 @@ def _first_order_dpm(model, x, ts, *, generator=None, callback=None):
 _cont.sample_dpm_solver = _smp.sample_dpm_solver = _first_order_dpm
 _smp.SAMPLERS["dpm_solver"] = _first_order_dpm
 '''
+
+# No main claim reads these: the sampler benchmark and its figure, one start's ODE and SDE samples,
+# the grid comparison and chapter 5's stored sweep (about 80 of the run's 120 s at one thread). The
+# convergence cell (`n_o = ...`) stays: the order check reads its reference solution.
+SKIP = (
+    "one = torch.randn(1, 2, generator=gen)",
+    "fig, ax = plt.subplots(figsize=(7, 4.2))",
+    "n_b, seeds_b = cfg.size(quick=500",
+    "fig, ax = plt.subplots(figsize=(6.5, 4.5))",
+    "# 10 NFE is cheap, and fewer samples",
+    "import json",
+)
