@@ -2,8 +2,9 @@
 
 The parser is built from plain name lists (`ddpm_nb.names`), so `--help` and argument errors never
 import torch. Errors a user can fix (`ddpm_nb.errors.UserError`, a missing or unreadable file) end in
-one sentence on stderr and exit status 2; Ctrl-C in one sentence and 130; anything else is a bug and
-keeps its traceback. Output paths are checked before any work starts.
+one sentence on stderr and exit status 2; Ctrl-C in one sentence and 130; SIGTERM (`kill`, a batch
+scheduler, `timeout`) is handled as Ctrl-C is (a training run saves its state), in one sentence and 143;
+anything else is a bug and keeps its traceback. Output paths are checked before any work starts.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import signal
 import sys
 
 from . import names
 
 __all__ = ["main", "build_parser"]
 
-EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
+EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 130, 143
 
 
 # ---------------------------------------------------------------------------------------------- arguments
@@ -159,16 +161,33 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     recipe = get_recipe(args.model)
     cfg = train_config(args.model, quick=args.quick, steps=args.steps)
+    if args.workers is not None:
+        _check_workers(args)
     out = check_writable(Path(args.out) if args.out else checkpoint_path(recipe.name), "checkpoint")
-    state = check_writable(Path(args.state) if args.state else out.with_suffix(".state.pt"), "training state")
+    if args.workers is None:
+        state = check_writable(Path(args.state) if args.state else out.with_suffix(".state.pt"),
+                               "training state")
+    else:
+        state = Path(args.state) if args.state else out.with_suffix(".workers")
+        check_writable(state / "worker0.state.pt", "training state")
     _use_threads(args.threads)
-    device = _device(args.device)
-    print(f"{recipe.name}: {recipe.what}; {cfg.steps} steps on {device}")
+    device = _device(args.device) if args.workers is None else torch.device("cpu")
+    print(f"{recipe.name}: {recipe.what}; {cfg.steps} steps on {device}"
+          + ("" if args.workers is None else f", its blocks over {args.workers} processes"))
     t0 = time.time()
-    _, result = fit(args.model, cfg, device=device, state_path=state)
+    if args.workers is None:
+        _, result = fit(args.model, cfg, device=device, state_path=state)
+    else:
+        from .noprop import train_noprop_parallel
+        from .recipes import build
+
+        torch.manual_seed(cfg.seed)  # the initial weights, as fit() makes them
+        result = train_noprop_parallel(build(recipe.config), recipe.data(), cfg, workers=args.workers,
+                                       state_dir=state)
     meta = {"command": "ddpm-nb " + " ".join(args.argv), "steps": result.steps,
             "seconds": round(result.seconds, 1), "wall_seconds_this_run": round(time.time() - t0, 1),
-            "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "device": str(device), "threads": torch.get_num_threads() if args.workers is None else 1,
+            "workers": args.workers or 1, "torch": torch.__version__,
             "train": dataclasses.asdict(cfg), "final_loss_mean_last_100": sum(result.history[-100:]) /
             max(1, len(result.history[-100:]))}
     sha = save_weights(out, result.ema_model.cpu(), config=recipe.config, meta=meta)
@@ -176,6 +195,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"saved {out} ({out.stat().st_size / 1e6:.2f} MB, {params:,} parameters, sha256 {sha}) after "
           f"{result.seconds:.0f} s")
     return 0
+
+
+def _check_workers(args: argparse.Namespace) -> None:
+    from .errors import UserError
+
+    if args.model != "noprop":
+        raise UserError(f"--workers splits NoProp-DT's blocks over processes (train noprop); {args.model} is "
+                        "one network: use --threads.")
+    if args.device not in (None, "cpu"):
+        raise UserError("--workers trains on the CPU, one thread a process: leave out --device.")
+    if args.threads is not None:
+        raise UserError("--workers runs one torch thread in each process: leave out --threads.")
 
 
 # bench NAME -> the keyword arguments of its function, from the parsed arguments
@@ -301,6 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="checkpoint path (default: checkpoints/MODEL.pt)")
     p.add_argument("--state", help="resumable training state (default: next to --out, .state.pt)")
     p.add_argument("--threads", type=_whole(1, "--threads"), help="torch CPU threads")
+    p.add_argument("--workers", type=_whole(1, "--workers"),
+                   help="noprop only: split its blocks over this many processes, one thread each "
+                        "(block-parallel NoProp-DT, per-block noise; state in OUT's .workers folder)")
     p.set_defaults(run=_cmd_train)
 
     p = sub.add_parser("bench", help="measure a number the book quotes and write it as JSON")
@@ -381,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv
     from .errors import UserError
 
+    terminated = []
+    previous = _catch_sigterm(terminated)
     try:
         return args.run(args)
     except UserError as err:
@@ -391,7 +427,30 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(args.command, message, EXIT_USAGE)
     except KeyboardInterrupt as err:
         what = str(err) or "interrupted; nothing was written"
+        if terminated:
+            return _fail(args.command, f"stopped by SIGTERM: {what}", EXIT_TERMINATED)
         return _fail(args.command, what, EXIT_INTERRUPTED)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _catch_sigterm(seen: list):
+    """Make SIGTERM raise KeyboardInterrupt, as Ctrl-C does, so that a training run killed politely saves
+    its state; only where nobody else handles it (the default handler, in the main thread). Returns
+    the handler to put back, or None."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return None
+
+    def on_term(signum, frame):
+        seen.append(signum)
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, on_term)
 
 
 if __name__ == "__main__":

@@ -113,7 +113,7 @@ def _cli(args: list[str], env: dict) -> subprocess.Popen:
 @pytest.mark.skipif(not SHARED_FASHION.is_dir(), reason="needs the shared Fashion-MNIST copy")
 def test_ctrl_c_on_ddpm_nb_train_noprop_then_the_same_command_resumes_to_the_same_weights(tmp_path):
     env = {**os.environ, "DDPM_NB_DATA": str(SHARED_FASHION.parent), "OMP_WAIT_POLICY": "PASSIVE"}
-    common = ["train", "noprop", "--quick", "--steps", "40", "--threads", "1"]
+    common = ["train", "noprop", "--quick", "--steps", "20", "--threads", "1"]
     whole = _cli([*common, "--out", str(tmp_path / "whole.pt")], env)
     assert whole.wait(timeout=600) == 0, whole.stderr.read()
     cut = [*common, "--out", str(tmp_path / "cut.pt")]
@@ -139,6 +139,43 @@ def test_ctrl_c_on_ddpm_nb_train_noprop_then_the_same_command_resumes_to_the_sam
     a = torch.load(tmp_path / "whole.pt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "cut.pt", weights_only=True)["state_dict"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.skipif(not SHARED_FASHION.is_dir(), reason="needs the shared Fashion-MNIST copy")
+def test_sigterm_on_ddpm_nb_train_saves_the_state_as_ctrl_c_does(tmp_path):
+    """`kill` (a batch scheduler, `timeout`, a closed Colab runtime) stops a run as Ctrl-C does: the state
+    is saved, one sentence, exit 143; rerunning the command resumes from it (the test above)."""
+    env = {**os.environ, "DDPM_NB_DATA": str(SHARED_FASHION.parent), "OMP_WAIT_POLICY": "PASSIVE"}
+    proc = _cli(["train", "noprop", "--quick", "--steps", "40", "--threads", "1",
+                 "--out", str(tmp_path / "cut.pt")], env)
+    state = tmp_path / "cut.state.pt"
+    deadline = time.time() + 300
+    while not state.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(timeout=300)
+    err = proc.stderr.read()
+    if code == 0:
+        pytest.skip("the run finished before the signal arrived (a very fast machine)")
+    assert code == 143, err
+    said = [line for line in err.replace("\r", "\n").splitlines() if line.strip() and "it/s]" not in line
+            and "?it/s" not in line]
+    assert "Traceback" not in err and len(said) == 1, err
+    assert said[0].startswith("ddpm-nb train: stopped by SIGTERM: interrupted at step"), said
+    assert "rerun the same command" in said[0] and state.is_file() and not (tmp_path / "cut.pt").exists()
+    resumed = torch.load(state, weights_only=False)
+    assert resumed["step"] >= 2, sorted(resumed)
+
+
+def test_main_puts_back_the_sigterm_handler_it_found(tmp_path, monkeypatch):
+    from ddpm_nb import cli
+
+    seen = []
+    real = cli._catch_sigterm
+    monkeypatch.setattr(cli, "_catch_sigterm", lambda got: seen.append(real(got)) or seen[-1])
+    before = signal.getsignal(signal.SIGTERM)
+    assert cli.main(["train", "pusht", "--out", str(tmp_path)]) == 2  # a folder: refused before training
+    assert seen == [before] and signal.getsignal(signal.SIGTERM) is before
 
 
 def test_the_default_loop_still_rewinds_and_resumes(tmp_path):

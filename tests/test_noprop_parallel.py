@@ -3,6 +3,8 @@ book loads, the noise of a block does not depend on its neighbours, and bad inpu
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -112,3 +114,39 @@ def test_an_error_in_a_worker_is_the_parents_one_sentence():
     small = torch.zeros(64, 1, 14, 14), torch.zeros(64, dtype=torch.int64)
     with pytest.raises(ValueError, match=r"x must be a batch of 28x28 grey images"):
         noprop.train_noprop_parallel(tiny(), small, CFG, workers=2, timed_from=1)
+
+
+def test_train_noprop_workers_on_the_command_line(tmp_path, monkeypatch, capsys):
+    """`ddpm-nb train noprop --workers 2` (quick) writes a checkpoint the book loads, its state in a folder
+    of worker files, and the weights of the same run in one process."""
+    from ddpm_nb.cli import main
+    from ddpm_nb.recipes import build, get_recipe, train_config
+
+    if "DDPM_NB_DATA" not in os.environ:
+        pytest.skip("needs the data sets (DDPM_NB_DATA)")
+    out = tmp_path / "np.pt"
+    assert main(["train", "noprop", "--quick", "--workers", "2", "--out", str(out)]) == 0, capsys.readouterr()
+    assert "its blocks over 2 processes" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "np.workers").iterdir()) == [
+        "worker0-of-2.state.pt", "worker1-of-2.state.pt"]
+    got, meta = load_weights(out, build, map_location="cpu")
+    assert meta["workers"] == 2 and meta["threads"] == 1
+    recipe, cfg = get_recipe("noprop"), train_config("noprop", quick=True)
+    torch.manual_seed(cfg.seed)
+    here = noprop.train_noprop_parallel(build(recipe.config), recipe.data(), cfg, workers=1)
+    for k, v in here.ema_model.state_dict().items():
+        assert torch.allclose(v.float(), got.state_dict()[k].float(), rtol=1e-6, atol=1e-7), k
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["train", "pusht", "--workers", "2"], "pusht is one network: use --threads"),
+    (["train", "noprop", "--workers", "2", "--threads", "2"], "leave out --threads"),
+    (["train", "noprop", "--workers", "2", "--device", "cuda"], "leave out --device"),
+    (["train", "noprop", "--workers", "0"], "--workers"),
+])
+def test_bad_worker_options_are_one_sentence(argv, says, capsys):
+    from ddpm_nb.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err

@@ -27,7 +27,9 @@ import copy
 import io
 import math
 import multiprocessing as mp
+import os
 import queue as queue_module
+import signal
 import time
 import traceback
 from dataclasses import dataclass
@@ -122,6 +124,9 @@ def _worker(rank: int, job: dict, barrier, results) -> None:
     """A spawned worker: `_train_blocks`, its result sent back as bytes (or its error, as a string)."""
     try:
         results.put((rank, None, _to_bytes(_train_blocks(rank, job, barrier))))
+    except KeyboardInterrupt as err:  # Ctrl-C: the loop saved this worker's state; say where it stopped
+        barrier.abort()
+        results.put((rank, "interrupted", str(err)))
     except BaseException as err:  # the parent re-raises it; the other workers must not wait for this one
         barrier.abort()
         kind = "user" if isinstance(err, UserError) else "".join(traceback.format_exception(err))
@@ -140,6 +145,8 @@ def _collect(procs: list, results, workers: int) -> dict[int, dict]:
                 raise RuntimeError(f"NoProp worker {dead[0]} died (exit code {procs[dead[0]].exitcode}) "
                                    "without a result.") from None
             continue
+        if kind == "interrupted":
+            raise KeyboardInterrupt(payload)
         if kind == "user":
             raise UserError(payload)
         if kind is not None:
@@ -190,6 +197,15 @@ def train_noprop_parallel(model: NoPropDT, data: tuple[Tensor, Tensor], cfg: Tra
         for p in procs:
             p.start()
         got = _collect(procs, results, workers)
+    except KeyboardInterrupt:  # Ctrl-C (every worker got it too) or SIGTERM to this process (pass it on)
+        for p in procs:
+            if p.is_alive():
+                _interrupt(p)
+        for p in procs:
+            p.join(timeout=120)
+        where = ("no state folder was asked for, so nothing is saved" if folder is None else
+                 f"each worker saved its state in {folder}: rerun the same command to resume")
+        raise KeyboardInterrupt(f"interrupted; {where}") from None
     finally:
         for p in procs:
             p.join(timeout=5)
@@ -197,6 +213,14 @@ def train_noprop_parallel(model: NoPropDT, data: tuple[Tensor, Tensor], cfg: Tra
                 p.terminate()
                 p.join()
     return _gather(model, init, runs, got, timed_from)
+
+
+def _interrupt(proc) -> None:
+    """SIGINT to a worker, so that its training loop saves its state and stops."""
+    try:
+        os.kill(proc.pid, signal.SIGINT)
+    except ProcessLookupError:  # it ended meanwhile
+        pass
 
 
 def _gather(model: NoPropDT, init: dict, runs: list[list[int]], got: dict[int, dict],
