@@ -110,6 +110,26 @@ def _cli(args: list[str], env: dict) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
+def _stop_after_first_state(argv: list[str], env: dict, state: Path, sig: int, wait: float, want: int) -> str:
+    """Run the command, send `sig` `wait` s after its first state file appears, check it exits `want`
+    with one line on stderr (progress frames aside) and no traceback; return that line."""
+    proc = _cli(argv, env)
+    deadline = time.time() + 300
+    while not state.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(wait)  # somewhere in the run: between two updates or inside one
+    proc.send_signal(sig)
+    code = proc.wait(timeout=300)
+    err = proc.stderr.read()
+    if code == 0:
+        pytest.skip("the run finished before the signal arrived (a very fast machine)")
+    assert code == want, err
+    said = [line for line in err.replace("\r", "\n").splitlines() if line.strip() and "it/s]" not in line
+            and "?it/s" not in line]  # the progress bar's frames aside
+    assert "Traceback" not in err and len(said) == 1, err
+    return said[0]
+
+
 @pytest.mark.skipif(not SHARED_FASHION.is_dir(), reason="needs the shared Fashion-MNIST copy")
 def test_ctrl_c_on_ddpm_nb_train_noprop_then_the_same_command_resumes_to_the_same_weights(tmp_path):
     env = {**os.environ, "DDPM_NB_DATA": str(SHARED_FASHION.parent), "OMP_WAIT_POLICY": "PASSIVE"}
@@ -117,22 +137,8 @@ def test_ctrl_c_on_ddpm_nb_train_noprop_then_the_same_command_resumes_to_the_sam
     whole = _cli([*common, "--out", str(tmp_path / "whole.pt")], env)
     assert whole.wait(timeout=600) == 0, whole.stderr.read()
     cut = [*common, "--out", str(tmp_path / "cut.pt")]
-    proc = _cli(cut, env)
-    state = tmp_path / "cut.state.pt"
-    deadline = time.time() + 300
-    while not state.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.3)  # somewhere in the run: between two updates or inside one
-    proc.send_signal(signal.SIGINT)
-    code = proc.wait(timeout=300)
-    err = proc.stderr.read()
-    if code == 0:
-        pytest.skip("the run finished before the signal arrived (a very fast machine)")
-    assert code == 130, err
-    said = [line for line in err.replace("\r", "\n").splitlines() if line.strip() and "it/s]" not in line
-            and "?it/s" not in line]  # the progress bar's frames aside
-    assert "Traceback" not in err and len(said) == 1, err
-    assert said[0].startswith("ddpm-nb train: interrupted at step") and "rerun the same command" in said[0]
+    said = _stop_after_first_state(cut, env, tmp_path / "cut.state.pt", signal.SIGINT, 0.3, 130)
+    assert said.startswith("ddpm-nb train: interrupted at step") and "rerun the same command" in said
     assert not (tmp_path / "cut.pt").exists()
     again = _cli(cut, env)
     assert again.wait(timeout=600) == 0, again.stderr.read()
@@ -146,23 +152,11 @@ def test_sigterm_on_ddpm_nb_train_saves_the_state_as_ctrl_c_does(tmp_path):
     """`kill` (a batch scheduler, `timeout`, a closed Colab runtime) stops a run as Ctrl-C does: the state
     is saved, one sentence, exit 143; rerunning the command resumes from it (the test above)."""
     env = {**os.environ, "DDPM_NB_DATA": str(SHARED_FASHION.parent), "OMP_WAIT_POLICY": "PASSIVE"}
-    proc = _cli(["train", "noprop", "--quick", "--steps", "40", "--threads", "1",
-                 "--out", str(tmp_path / "cut.pt")], env)
     state = tmp_path / "cut.state.pt"
-    deadline = time.time() + 300
-    while not state.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    code = proc.wait(timeout=300)
-    err = proc.stderr.read()
-    if code == 0:
-        pytest.skip("the run finished before the signal arrived (a very fast machine)")
-    assert code == 143, err
-    said = [line for line in err.replace("\r", "\n").splitlines() if line.strip() and "it/s]" not in line
-            and "?it/s" not in line]
-    assert "Traceback" not in err and len(said) == 1, err
-    assert said[0].startswith("ddpm-nb train: stopped by SIGTERM: interrupted at step"), said
-    assert "rerun the same command" in said[0] and state.is_file() and not (tmp_path / "cut.pt").exists()
+    said = _stop_after_first_state(["train", "noprop", "--quick", "--steps", "40", "--threads", "1",
+                                    "--out", str(tmp_path / "cut.pt")], env, state, signal.SIGTERM, 0.0, 143)
+    assert said.startswith("ddpm-nb train: stopped by SIGTERM: interrupted at step"), said
+    assert "rerun the same command" in said and state.is_file() and not (tmp_path / "cut.pt").exists()
     resumed = torch.load(state, weights_only=False)
     assert resumed["step"] >= 2, sorted(resumed)
 
