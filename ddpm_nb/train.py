@@ -346,9 +346,12 @@ def _interrupted(run: _Run, cfg: TrainConfig, path: Path | None, rewind, start_c
     one (when an optimiser had started changing the weights); returns the exception that says which."""
     if path is None or run.updating:
         return TrainingInterrupted(run.step, path, saved=False)
-    if rewind is not None:  # interrupted before any weight changed: give back the draws it made
-        run.gens[0].set_state(rewind[0])
+    if rewind is not None:  # interrupted before any weight changed: give back what the step had changed
+        run.gens[0].set_state(rewind[0])  # its draws
         run.gens[1].set_state(rewind[1])
+        with torch.no_grad():  # and its buffers (a BatchNorm's running statistics move in the forward pass)
+            for name, buf in run.model.named_buffers():
+                buf.copy_(rewind[2][name])
     run.seconds = start_seconds + time.perf_counter() - start_clock
     _save_state(path, run, cfg)
     return TrainingInterrupted(run.step, path, saved=True)
@@ -367,7 +370,8 @@ def _loop(run: _Run, step_fn: StepFn, draw, cfg: TrainConfig, path: Path | None,
     hooks = [opt.register_step_pre_hook(mark_updating) for opt in run.opts]
     try:
         while run.step < cfg.steps:
-            rewind = (run.gens[0].get_state(), run.gens[1].get_state())
+            rewind = (run.gens[0].get_state(), run.gens[1].get_state(),
+                      {name: buf.detach().clone() for name, buf in run.model.named_buffers()})
             value = _one_update(run, step_fn, draw, cfg)
             rewind, run.updating = None, False
             run.seconds = start_seconds + time.perf_counter() - start_clock

@@ -172,6 +172,42 @@ def test_main_puts_back_the_sigterm_handler_it_found(tmp_path, monkeypatch):
     assert seen == [before] and signal.getsignal(signal.SIGTERM) is before
 
 
+def test_ctrl_c_after_a_batchnorm_forward_resumes_to_the_same_weights(tmp_path):
+    """Ctrl-C inside a step's forward pass, after a BatchNorm moved its running statistics but before any
+    optimiser step: the saved state gives those statistics back with the draws, so the resumed run
+    repeats the step exactly. (Before this was handled, `make test`'s CLI Ctrl-C test failed now and then,
+    when its signal landed in the forward pass of NoProp's first block.)"""
+    from ddpm_nb.train import train
+
+    x = torch.randn(256, 4, generator=torch.Generator().manual_seed(0))
+    cfg = TrainConfig(steps=10, batch_size=32, lr=1e-2, warmup=1, ema_decay=0.9, ckpt_every=3, log_every=1)
+
+    def model():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8), torch.nn.Linear(8, 4))
+
+    calls = []
+
+    def loss(m, batch, gen, stop_at=None):
+        out = m(batch)  # the BatchNorm's running statistics move here
+        calls.append(1)
+        if len(calls) == stop_at:
+            raise KeyboardInterrupt  # as Ctrl-C would, before the optimiser's step
+        return ((out - batch) ** 2).mean()
+
+    straight = train(model(), loss, x, cfg, device="cpu", progress=False)
+    state = tmp_path / "s.pt"
+    calls.clear()
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train(model(), lambda m, b, g: loss(m, b, g, stop_at=5), x, cfg, device="cpu", state_path=state,
+              progress=False)
+    assert stopped.value.saved and stopped.value.step == 4
+    resumed = train(model(), loss, x, cfg, device="cpu", state_path=state, progress=False)
+    assert resumed.history == straight.history
+    _same_weights(straight.model, resumed.model)  # running_mean, running_var, num_batches_tracked too
+    _same_weights(straight.ema_model, resumed.ema_model)
+
+
 def test_the_default_loop_still_rewinds_and_resumes(tmp_path):
     """The usual one-optimiser step, interrupted before its update, gives its draws back."""
     from ddpm_nb.train import train
